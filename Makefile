@@ -1,0 +1,49 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+# Both set up everything themselves (system packages, a virtualenv).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+SHELL_SOURCES := bin/detect bin/compile bin/release $(wildcard lib/*.sh) .ci/run $(wildcard scripts/*.sh) $(wildcard tests/fixtures/bin/*)
+
+.PHONY: all test lint typecheck shellcheck pytest demo bench system-packages clean
+
+all: test
+
+system-packages:
+	@scripts/ensure-packages.sh shellcheck=shellcheck wrk=wrk nginx=nginx-light curl=curl
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+venv: $(STAMP)
+
+test: system-packages $(STAMP) lint typecheck shellcheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+shellcheck: system-packages
+	shellcheck --shell=bash $(SHELL_SOURCES)
+
+pytest: $(STAMP)
+	$(BIN)/pytest -q
+
+demo: system-packages $(STAMP)
+	$(BIN)/python examples/demo.py
+
+bench: system-packages $(STAMP)
+	$(BIN)/pip install --quiet uvloop || true
+	$(BIN)/python bench/proxy.py
+	$(BIN)/python bench/replay.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
