@@ -7,12 +7,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SHELL_SOURCES := bin/detect bin/compile bin/release $(wildcard lib/*.sh) .ci/run $(wildcard scripts/*.sh) $(wildcard tests/fixtures/bin/*)
 
-.PHONY: all test lint typecheck shellcheck pytest demo bench system-packages clean
+.PHONY: all test lint typecheck shellcheck pytest demo bench system-packages bench-packages venv clean
 
 all: test
 
 system-packages:
-	@scripts/ensure-packages.sh shellcheck=shellcheck wrk=wrk nginx=nginx-light curl=curl
+	@scripts/ensure-packages.sh shellcheck=shellcheck wrk=wrk curl=curl
+
+bench-packages: system-packages
+	@scripts/ensure-packages.sh nginx=nginx-light
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +43,7 @@ pytest: $(STAMP)
 demo: system-packages $(STAMP)
 	$(BIN)/python examples/demo.py
 
-bench: system-packages $(STAMP)
+bench: bench-packages $(STAMP)
 	$(BIN)/pip install --quiet uvloop || true
 	$(BIN)/python bench/proxy.py
 	$(BIN)/python bench/replay.py
