@@ -5,14 +5,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-SHELL_SOURCES := bin/detect bin/compile bin/release $(wildcard lib/*.sh) .ci/run $(wildcard scripts/*.sh) $(wildcard tests/fixtures/bin/*)
+SHELL_SOURCES := bin/detect bin/compile bin/release bin/start-traffic-duplicator $(wildcard lib/*.sh) .ci/run $(wildcard scripts/*.sh) $(wildcard tests/fixtures/bin/*)
 
 .PHONY: all test lint typecheck shellcheck pytest demo bench system-packages bench-packages venv clean
 
 all: test
 
 system-packages:
-	@scripts/ensure-packages.sh shellcheck=shellcheck wrk=wrk curl=curl
+	@scripts/ensure-packages.sh shellcheck=shellcheck wrk=wrk curl=curl zstd=zstd
 
 bench-packages: system-packages
 	@scripts/ensure-packages.sh nginx=nginx-light

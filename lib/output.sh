@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# One output vocabulary for every hook, in Heroku's build-output conventions:
+#   "-----> " starts a step, 7 spaces indent its details (stdout);
+#   warnings and errors go to stderr, every line prefixed with " !     ".
+# An error always reads in the same order: what went wrong, what was found, numbered steps
+# to fix it, and a link.
+
+# Redundant for the hooks (they set these), but it tells ShellCheck how these functions run.
+set -euo pipefail
+
+# Where the user-facing documentation lives; error messages end with a link into it.
+# Kept in one place so a fork or a mirror changes a single line.
+# shellcheck disable=SC2034 # Used by the other lib/*.sh files.
+TD_DOCS_URL="https://github.com/traffic-duplicator/traffic-duplicator#readme"
+TD_INDENT="       "
+
+# A step header: `output::step "Installing Python 3.13.15"`.
+function output::step() {
+	echo "-----> ${1}"
+}
+
+# One detail line under the current step.
+function output::info() {
+	echo "${TD_INDENT}${1}"
+}
+
+# Indent a stream (command output) under the current step: `cmd | output::indent`.
+# Plain `sed` keeps it working on any build image; lines pass through unbuffered.
+function output::indent() {
+	local line
+	while IFS= read -r line || [[ -n "${line}" ]]; do
+		echo "${TD_INDENT}${line}"
+	done
+}
+
+# Print stdin to stderr with the " !     " prefix, framed by blank lines so it stands out
+# in a long build log.
+function output::_bang_block() {
+	local line
+	echo >&2
+	while IFS= read -r line || [[ -n "${line}" ]]; do
+		if [[ -n "${line}" ]]; then
+			echo " !     ${line}" >&2
+		else
+			echo " !" >&2
+		fi
+	done
+	echo >&2
+}
+
+# A warning that does not stop the build. Usage:
+#   output::warning <<-EOF
+#   	Warning: summary.
+#   	Details and the fix.
+#   EOF
+function output::warning() {
+	output::_bang_block
+}
+
+# An error; the caller exits non-zero after it. Same heredoc usage as output::warning.
+function output::error() {
+	output::_bang_block
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Small helpers shared by the hooks: the ERR trap that explains unexpected failures,
+# scratch space inside CACHE_DIR, and version checks of a Python interpreter.
+
+set -euo pipefail
+
+# Installs an ERR trap on the calling shell (and, via errtrace, its functions) that turns an
+# unexpected failure into an explanation: the failing command, its status, file, line and
+# function. Expected failures are handled where they happen and `exit 1` after their own
+# message, which does not fire this trap.
+function utils::install_err_trap() {
+	set -o errtrace
+	trap 'utils::_on_err "$?" "${BASH_COMMAND}" "${BASH_SOURCE[0]:-?}" "${LINENO}" "${FUNCNAME[0]:-main}"' ERR
+}
+
+function utils::_on_err() {
+	local status="${1}" command="${2}" file="${3}" line="${4}" function_name="${5}"
+	# Report once, from the top-level shell: a failure inside $(...) also fails the command
+	# that contains it, which is the line the user can act on.
+	if ((BASH_SUBSHELL > 0)); then
+		return
+	fi
+	trap - ERR
+	output::error <<-EOF
+		Error: the traffic-duplicator buildpack failed unexpectedly.
+
+		This command exited with status ${status}:
+		  ${command}
+		at ${file#"${BUILDPACK_DIR:-}/"}:${line} (in ${function_name}).
+
+		To fix:
+		1. Retry the build: a network or disk hiccup is the usual cause.
+		2. If it fails again, open an issue with this build log:
+		   ${TD_DOCS_URL}
+	EOF
+	exit 1
+}
+
+# Scratch files for one build live under CACHE_DIR, never in /tmp: a buildpack must not
+# write outside BUILD_DIR and CACHE_DIR. `utils::scratch_dir CACHE_DIR` prints the directory.
+function utils::scratch_dir() {
+	local cache_dir="${1}"
+	local dir="${cache_dir}/traffic-duplicator/tmp"
+	mkdir -p "${dir}"
+	echo "${dir}"
+}
+
+# Prints "3.13.15" for a working interpreter, or fails. Runs it with its own lib/ on
+# LD_LIBRARY_PATH: Heroku's runtime archives are shared builds (libpython in lib/).
+function utils::python_version() {
+	local python="${1}"
+	local lib_dir
+	lib_dir="$(utils::python_lib_dir "${python}")"
+	[[ -x "${python}" ]] || return 1
+	LD_LIBRARY_PATH="${lib_dir}${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}" \
+		PYTHONDONTWRITEBYTECODE=1 \
+		"${python}" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null
+}
+
+# The lib/ directory next to an interpreter's bin/ (where libpython lives in a shared build).
+function utils::python_lib_dir() {
+	local python="${1}"
+	local bin_dir="${python%/*}"
+	echo "${bin_dir%/*}/lib"
+}
+
+# True when VERSION (e.g. 3.10.4) is at least MAJOR.MINOR.
+function utils::version_at_least() {
+	local version="${1}" want_major="${2}" want_minor="${3}"
+	local major minor
+	IFS=. read -r major minor _ <<<"${version}"
+	[[ "${major}" =~ ^[0-9]+$ && "${minor}" =~ ^[0-9]+$ ]] || return 1
+	((major > want_major || (major == want_major && minor >= want_minor)))
+}
+
+# Reads one config var from ENV_DIR (Heroku writes one file per var there); prints nothing
+# when it is not set.
+function utils::env_dir_var() {
+	local env_dir="${1}" name="${2}"
+	if [[ -n "${env_dir}" && -f "${env_dir}/${name}" ]]; then
+		cat "${env_dir}/${name}"
+	fi
+}
