@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -28,11 +29,14 @@ def free_port() -> int:
 
 
 def free_port_block(count: int) -> int:
-    """A base port such that base .. base+count-1 were all free (for PORT, PORT+1, PORT+2)."""
-    for _ in range(200):
-        base = free_port()
-        if base + count > 65535:
-            continue
+    """A base port such that base .. base+count-1 were all free (for PORT, PORT+1, PORT+2).
+
+    Picked below Linux's ephemeral range (32768+), where outgoing connections from other
+    tests would otherwise grab a port of the block between our check and its use.
+    """
+    rng = random.Random()
+    for _ in range(500):
+        base = rng.randrange(20000, 32768 - count)
         socks = []
         try:
             for offset in range(count):
@@ -224,7 +228,8 @@ class RecordingServer:
                         )
                         or b""
                     )
-                    reply += parser.send(h11.Data(data=self.response_body)) or b""
+                    if pending.method != b"HEAD":  # h11 refuses a body for HEAD
+                        reply += parser.send(h11.Data(data=self.response_body)) or b""
                     reply += parser.send(h11.EndOfMessage()) or b""
                     conn.sendall(reply)
                     if parser.our_state is h11.MUST_CLOSE:

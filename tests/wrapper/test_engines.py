@@ -1,0 +1,215 @@
+"""Engine choice and command lines: pure functions, plus discovery on a scratch directory."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from traffic_duplicator.engines import (
+    EngineError,
+    EngineFacts,
+    GorBinary,
+    ProxyKind,
+    ReplayerKind,
+    choose_engines,
+    discover_engines,
+    engine_commands,
+)
+from traffic_duplicator.ports import PortPlan
+from traffic_duplicator.settings import EngineSettings, ProxyMode, ReplayerMode
+
+OLD_GOR = GorBinary(
+    "/app/bin/gor", "the app's bin/gor", help_text="  -input-http value\n  -output-http value\n"
+)
+NEW_GOR = GorBinary(
+    "/bp/vendor/gor/gor", "the buildpack's vendor/gor/gor", help_text="  --input-tcp value\n"
+)
+BROKEN_GOR = GorBinary("/app/bin/gor", "the app's bin/gor", problem="Exec format error")
+PORTS = PortPlan(5000, 5001, 5002)
+OPTIONS = ("--output-http", "http://staging.example.com")
+
+
+def settings(replayer: str = "auto", proxy: str = "auto") -> EngineSettings:
+    return EngineSettings(replayer=ReplayerMode(replayer), proxy=ProxyMode(proxy))
+
+
+def facts(**kw: object) -> EngineFacts:
+    kw.setdefault("gor_searched", ("/app/bin/gor", "/bp/vendor/gor/gor"))
+    return EngineFacts(**kw)  # type: ignore[arg-type]
+
+
+BUNDLED = {"lockfile_lists_em_proxy": "Gemfile.lock", "bundle_on_path": True}
+
+
+def test_nothing_installed_runs_both_builtin_engines_over_gor_framing() -> None:
+    plan = choose_engines(settings(), facts())
+    assert (plan.replayer, plan.proxy) == (ReplayerKind.BUILTIN, ProxyKind.BUILTIN)
+    assert "no gor binary found" in plan.replayer_reason
+    assert "Gemfile.lock" in plan.proxy_reason
+    cmds = engine_commands(plan, PORTS, OPTIONS, "/py", drain_timeout=15, flush_timeout=15)
+    assert cmds.replayer == (
+        "/py", "-m", "traffic_duplicator.replay", "--input-tcp", "127.0.0.1:5002",
+        "--flush-timeout", "15s", *OPTIONS,
+    )  # fmt: skip
+    assert cmds.proxy == (
+        "/py", "-m", "traffic_duplicator.proxy", "-l", "5000", "-r", "127.0.0.1:5001",
+        "-d", "gor://127.0.0.1:5002", "--drain-timeout", "15",
+    )  # fmt: skip
+
+
+def test_bundled_em_proxy_is_run_as_designed_and_feeds_http_to_the_builtin_replayer() -> None:
+    plan = choose_engines(settings(), facts(**BUNDLED))
+    assert plan.proxy is ProxyKind.BUNDLED_EM_PROXY
+    assert plan.proxy_reason == "Gemfile.lock lists em-proxy"
+    cmds = engine_commands(plan, PORTS, OPTIONS, "/py", drain_timeout=15, flush_timeout=15)
+    assert cmds.proxy == (
+        "bundle", "exec", "em-proxy", "-l", "5000", "-r", "127.0.0.1:5001", "-d", "127.0.0.1:5002",
+    )  # fmt: skip
+    assert cmds.replayer[3:5] == ("--input-http", "127.0.0.1:5002")
+
+
+def test_old_gor_runs_exactly_as_designed() -> None:
+    plan = choose_engines(settings(), facts(gor=OLD_GOR, **BUNDLED))
+    assert plan.replayer is ReplayerKind.GOR_INPUT_HTTP
+    assert "lists --input-http" in plan.replayer_reason
+    cmds = engine_commands(plan, PORTS, OPTIONS, "/py", drain_timeout=15, flush_timeout=15)
+    assert cmds.replayer == ("/app/bin/gor", "--input-http", ":5002", *OPTIONS)
+
+
+def test_old_gor_behind_the_builtin_proxy_gets_raw_http() -> None:
+    plan = choose_engines(settings(), facts(gor=OLD_GOR))
+    cmds = engine_commands(plan, PORTS, OPTIONS, "/py", drain_timeout=15, flush_timeout=15)
+    assert cmds.proxy[cmds.proxy.index("-d") + 1] == "127.0.0.1:5002"
+
+
+def test_new_gor_takes_gor_framing_from_the_builtin_proxy() -> None:
+    plan = choose_engines(settings(), facts(gor=NEW_GOR))
+    assert plan.replayer is ReplayerKind.GOR_INPUT_TCP
+    cmds = engine_commands(plan, PORTS, OPTIONS, "/py", drain_timeout=15, flush_timeout=15)
+    assert cmds.replayer == ("/bp/vendor/gor/gor", "--input-tcp", ":5002", *OPTIONS)
+    assert cmds.proxy[cmds.proxy.index("-d") + 1] == "gor://127.0.0.1:5002"
+
+
+def test_explicit_em_proxy_and_explicit_new_gor_are_refused() -> None:
+    with pytest.raises(EngineError, match="em-proxy can only feed a replayer with --input-http"):
+        choose_engines(settings("gor", "em-proxy"), facts(gor=NEW_GOR, **BUNDLED))
+
+
+def test_explicit_em_proxy_and_options_that_need_gor_are_refused() -> None:
+    with pytest.raises(EngineError, match=r"options need a real gor \(--input-raw\)"):
+        choose_engines(
+            settings("auto", "em-proxy"),
+            facts(gor=NEW_GOR, real_gor_flags=("--input-raw",), **BUNDLED),
+        )
+
+
+def test_bundled_em_proxy_with_a_new_gor_on_auto_keeps_em_proxy_and_builtin_replayer() -> None:
+    plan = choose_engines(settings(), facts(gor=NEW_GOR, **BUNDLED))
+    assert (plan.replayer, plan.proxy) == (ReplayerKind.BUILTIN, ProxyKind.BUNDLED_EM_PROXY)
+    assert "em-proxy can only feed" in plan.replayer_reason
+
+
+def test_explicit_gor_moves_an_auto_proxy_to_builtin() -> None:
+    plan = choose_engines(settings("gor"), facts(gor=NEW_GOR, **BUNDLED))
+    assert (plan.replayer, plan.proxy) == (ReplayerKind.GOR_INPUT_TCP, ProxyKind.BUILTIN)
+
+
+def test_options_needing_gor_move_an_auto_proxy_to_builtin() -> None:
+    plan = choose_engines(
+        settings(), facts(gor=NEW_GOR, real_gor_flags=("--middleware",), **BUNDLED)
+    )
+    assert plan.proxy is ProxyKind.BUILTIN
+
+
+def test_explicit_gor_without_a_binary_names_where_it_looked() -> None:
+    with pytest.raises(
+        EngineError, match=r"no gor binary found \(looked at /app/bin/gor, /bp/vendor/gor/gor\)"
+    ):
+        choose_engines(settings("gor"), facts())
+
+
+def test_a_gor_that_cannot_answer_help_falls_back_on_auto_and_fails_when_explicit() -> None:
+    plan = choose_engines(settings(), facts(gor=BROKEN_GOR))
+    assert plan.replayer is ReplayerKind.BUILTIN
+    assert "did not answer --help (Exec format error)" in plan.replayer_reason
+    with pytest.raises(EngineError, match="did not answer --help"):
+        choose_engines(settings("gor"), facts(gor=BROKEN_GOR))
+
+
+def test_a_bad_gor_setting_is_an_error_unless_the_builtin_replayer_is_asked_for() -> None:
+    bad = facts(gor_setting_problem="TRAFFIC_DUPLICATOR_GOR=/nope is not an executable file")
+    with pytest.raises(EngineError, match="/nope"):
+        choose_engines(settings(), bad)
+    assert choose_engines(settings("builtin"), bad).replayer is ReplayerKind.BUILTIN
+
+
+def test_builtin_settings_ignore_what_is_installed() -> None:
+    plan = choose_engines(settings("builtin", "builtin"), facts(gor=OLD_GOR, **BUNDLED))
+    assert (plan.replayer, plan.proxy) == (ReplayerKind.BUILTIN, ProxyKind.BUILTIN)
+    assert plan.replayer_reason == "TRAFFIC_DUPLICATOR_REPLAYER=builtin"
+
+
+def test_explicit_em_proxy_falls_back_to_path_then_fails_with_the_fix() -> None:
+    plan = choose_engines(settings("auto", "em-proxy"), facts(em_proxy_on_path=True))
+    assert plan.proxy is ProxyKind.EM_PROXY
+    assert (
+        engine_commands(plan, PORTS, (), "/py", drain_timeout=1, flush_timeout=1).proxy[0]
+        == "em-proxy"
+    )
+    with pytest.raises(EngineError, match=r"neither in Gemfile.lock nor on PATH.*gem 'em-proxy'"):
+        choose_engines(settings("auto", "em-proxy"), facts())
+
+
+def test_auto_without_bundle_uses_the_builtin_proxy_and_says_why() -> None:
+    plan = choose_engines(settings(), facts(lockfile_lists_em_proxy="Gemfile.lock"))
+    assert plan.proxy is ProxyKind.BUILTIN
+    assert "bundle is not on PATH" in plan.proxy_reason
+
+
+def write_gor(path: Path, help_text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"#!{sys.executable}\nimport sys\nsys.stderr.write({help_text!r})\nsys.exit(2)\n"
+    )
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+
+
+def test_discovery_prefers_the_setting_then_bin_gor_then_vendor(tmp_path: Path) -> None:
+    app, home = tmp_path / "app", tmp_path / "bp"
+    write_gor(home / "vendor" / "gor" / "gor", "  -input-tcp value\n")
+    env = {"PATH": os.environ["PATH"]}
+    found = discover_engines(EngineSettings(home=home), env, app, tmp_path)
+    assert found.gor is not None and found.gor.found_at == "the buildpack's vendor/gor/gor"
+    assert not found.gor.speaks_input_http
+    write_gor(app / "bin" / "gor", "Usage of gor:\n  -input-http value\n")
+    found = discover_engines(EngineSettings(home=home), env, app, tmp_path)
+    assert found.gor is not None and found.gor.found_at == "the app's bin/gor"
+    assert found.gor.speaks_input_http
+    explicit = tmp_path / "elsewhere" / "gor"
+    write_gor(explicit, "--input-tcp\n")
+    found = discover_engines(EngineSettings(gor_path=str(explicit), home=home), env, app, tmp_path)
+    assert found.gor is not None and found.gor.path == str(explicit)
+    missing = discover_engines(EngineSettings(gor_path=str(tmp_path / "nope")), env, app, tmp_path)
+    assert missing.gor_setting_problem is not None and "nope" in missing.gor_setting_problem
+
+
+def test_discovery_reads_the_lockfile_and_path(tmp_path: Path) -> None:
+    (tmp_path / "Gemfile.lock").write_text(
+        "GEM\n  specs:\n    em-proxy (0.1.9)\n      eventmachine\n\nDEPENDENCIES\n  em-proxy\n"
+    )
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name in ("bundle",):
+        exe = bindir / name
+        exe.write_text("#!/bin/sh\n")
+        exe.chmod(0o755)
+    found = discover_engines(EngineSettings(), {"PATH": str(bindir)}, tmp_path, tmp_path)
+    assert found.lockfile_lists_em_proxy == "Gemfile.lock"
+    assert found.bundle_on_path and not found.em_proxy_on_path
+    (tmp_path / "Gemfile.lock").write_text("GEM\n  specs:\n    em-proxy-extras (1.0)\n")
+    found = discover_engines(EngineSettings(), {"PATH": str(bindir)}, tmp_path, tmp_path)
+    assert found.lockfile_lists_em_proxy is None

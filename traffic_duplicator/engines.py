@@ -1,0 +1,327 @@
+"""Which replayer and proxy run, why, and their exact command lines.
+
+`discover_engines` looks at the disk (gor binaries, Gemfile.lock, PATH) and runs
+`gor --help` once; `choose_engines` and `engine_commands` are pure functions of what it found.
+
+The pairings, and why:
+- em-proxy sends raw HTTP to `-d`, so its replayer listens with `--input-http`: the built-in
+  replayer, or a gor of v0.14 or older (the last to have that flag).
+- The built-in proxy can send GoReplay's one-way TCP framing (`-d gor://...`), which a modern
+  gor reads with `--input-tcp` and so does the built-in replayer. With no responses to read
+  and no per-request connection handling it is the cheaper internal hop, so it is used
+  whenever the proxy is built in, except in front of an old gor that only has --input-http.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from traffic_duplicator.errors import UserError
+from traffic_duplicator.ports import LOOPBACK, PortPlan
+from traffic_duplicator.settings import (
+    GOR,
+    PROXY,
+    REPLAYER,
+    EngineSettings,
+    ProxyMode,
+    ReplayerMode,
+)
+
+PROXY_MODULE = "traffic_duplicator.proxy"
+REPLAYER_MODULE = "traffic_duplicator.replay"
+# `gor --help` of any version prints at once; a binary that hangs is not one we can use.
+GOR_HELP_TIMEOUT = 5.0
+# gor's Go flag package prints `  -input-http value`; allow the double-dash spelling too.
+_INPUT_HTTP_IN_HELP = re.compile(r"(?<![\w-])--?input-http\b")
+_EM_PROXY_IN_LOCKFILE = re.compile(r"^\s+em-proxy(?: \(|\s*$)", re.MULTILINE)
+
+
+class EngineError(UserError):
+    """The engines asked for cannot run here, or cannot run together."""
+
+
+class ReplayerKind(Enum):
+    BUILTIN = "builtin"
+    GOR_INPUT_HTTP = "gor --input-http"  # gor v0.14 and older
+    GOR_INPUT_TCP = "gor --input-tcp"  # gor v0.15 and newer
+
+
+class ProxyKind(Enum):
+    BUILTIN = "builtin"
+    BUNDLED_EM_PROXY = "bundle exec em-proxy"
+    EM_PROXY = "em-proxy"
+
+
+@dataclass(frozen=True)
+class GorBinary:
+    """A gor executable that was found, and what its `--help` said."""
+
+    path: str
+    found_at: str  # which place in the search order, for the log
+    help_text: str | None = None  # None when --help could not be run
+    problem: str | None = None  # why --help failed
+
+    @property
+    def speaks_input_http(self) -> bool:
+        return self.help_text is not None and bool(_INPUT_HTTP_IN_HELP.search(self.help_text))
+
+
+@dataclass(frozen=True)
+class EngineFacts:
+    """What is installed: everything `choose_engines` needs, gathered by `discover_engines`."""
+
+    gor: GorBinary | None = None
+    gor_searched: tuple[str, ...] = ()
+    gor_setting_problem: str | None = None  # TRAFFIC_DUPLICATOR_GOR names no executable
+    lockfile_lists_em_proxy: str | None = None  # the Gemfile.lock that lists em-proxy
+    bundle_on_path: bool = False
+    em_proxy_on_path: bool = False
+    real_gor_flags: tuple[str, ...] = ()  # option spellings only a real gor implements
+
+
+@dataclass(frozen=True)
+class EnginePlan:
+    replayer: ReplayerKind
+    replayer_reason: str
+    proxy: ProxyKind
+    proxy_reason: str
+    gor_path: str | None = None
+
+    @property
+    def gor_framing(self) -> bool:
+        """Whether the proxy sends GoReplay framing (`gor://`) rather than raw HTTP."""
+        return self.proxy is ProxyKind.BUILTIN and self.replayer is not ReplayerKind.GOR_INPUT_HTTP
+
+    @property
+    def uses_gor(self) -> bool:
+        return self.replayer is not ReplayerKind.BUILTIN
+
+
+def _usable_gor(facts: EngineFacts) -> tuple[GorBinary | None, str]:
+    """The gor binary to use, or None and the reason there is none."""
+    gor = facts.gor
+    if gor is None:
+        return None, f"no gor binary found (looked at {', '.join(facts.gor_searched)})"
+    if gor.help_text is None:
+        return None, f"gor at {gor.path} did not answer --help ({gor.problem})"
+    return gor, ""
+
+
+def _gor_kind(gor: GorBinary) -> tuple[ReplayerKind, str]:
+    if gor.speaks_input_http:
+        return (
+            ReplayerKind.GOR_INPUT_HTTP,
+            f"{gor.found_at} {gor.path} lists --input-http (v0.14 or older)",
+        )
+    return (
+        ReplayerKind.GOR_INPUT_TCP,
+        f"{gor.found_at} {gor.path} has no --input-http (v0.15 or newer)",
+    )
+
+
+def _choose_replayer(
+    settings: EngineSettings, facts: EngineFacts
+) -> tuple[ReplayerKind, str, str | None]:
+    if settings.replayer is ReplayerMode.BUILTIN:
+        return ReplayerKind.BUILTIN, f"{REPLAYER}=builtin", None
+    if facts.gor_setting_problem:
+        raise EngineError(facts.gor_setting_problem)
+    gor, missing = _usable_gor(facts)
+    if gor is not None:
+        kind, reason = _gor_kind(gor)
+        return kind, reason, gor.path
+    if settings.replayer is ReplayerMode.GOR:
+        raise EngineError(
+            f"{REPLAYER}=gor but {missing}; put gor there, set {GOR}, or set {REPLAYER}=auto"
+        )
+    return ReplayerKind.BUILTIN, missing, None
+
+
+def _choose_proxy(settings: EngineSettings, facts: EngineFacts) -> tuple[ProxyKind, str]:
+    lockfile = facts.lockfile_lists_em_proxy
+    if settings.proxy is ProxyMode.BUILTIN:
+        return ProxyKind.BUILTIN, f"{PROXY}=builtin"
+    if lockfile and facts.bundle_on_path:
+        return ProxyKind.BUNDLED_EM_PROXY, f"{lockfile} lists em-proxy"
+    if settings.proxy is ProxyMode.EM_PROXY:
+        if facts.em_proxy_on_path:
+            return ProxyKind.EM_PROXY, f"{PROXY}=em-proxy and em-proxy is on PATH"
+        where = (
+            f"{lockfile} lists em-proxy but bundle is not on PATH"
+            if lockfile
+            else ("em-proxy is neither in Gemfile.lock nor on PATH")
+        )
+        raise EngineError(
+            f"{PROXY}=em-proxy but {where}; add gem 'em-proxy' to the Gemfile "
+            f"or set {PROXY}=builtin"
+        )
+    if lockfile:
+        return ProxyKind.BUILTIN, f"{lockfile} lists em-proxy but bundle is not on PATH"
+    return ProxyKind.BUILTIN, "the app does not bundle em-proxy (not in Gemfile.lock)"
+
+
+def choose_engines(settings: EngineSettings, facts: EngineFacts) -> EnginePlan:
+    """Pick both engines from the settings and the facts; each choice carries its reason."""
+    replayer, replayer_reason, gor_path = _choose_replayer(settings, facts)
+    proxy, proxy_reason = _choose_proxy(settings, facts)
+    if replayer is ReplayerKind.GOR_INPUT_TCP and proxy is not ProxyKind.BUILTIN:
+        # em-proxy only sends raw HTTP, which a modern gor can no longer take in.
+        # An "auto" side gives way to an explicit one; with both on auto, em-proxy (the app's
+        # own choice) stays unless the options need a real gor.
+        conflict = f"em-proxy can only feed a replayer with --input-http, and {replayer_reason}"
+        replayer_explicit = settings.replayer is ReplayerMode.GOR
+        proxy_explicit = settings.proxy is ProxyMode.EM_PROXY
+        needs_gor = bool(facts.real_gor_flags)
+        if proxy_explicit and (replayer_explicit or needs_gor):
+            because = (
+                f"{REPLAYER}=gor"
+                if replayer_explicit
+                else (f"the options need a real gor ({', '.join(facts.real_gor_flags)})")
+            )
+            raise EngineError(
+                f"{conflict}; {because}; set {PROXY}=builtin, or use gor v0.14 or older"
+            )
+        if replayer_explicit or needs_gor:
+            proxy = ProxyKind.BUILTIN
+            proxy_reason = f"{conflict}; the built-in proxy feeds it GoReplay framing instead"
+        else:
+            replayer, gor_path = ReplayerKind.BUILTIN, None
+            replayer_reason = f"{conflict}; the built-in replayer takes em-proxy's HTTP instead"
+    return EnginePlan(replayer, replayer_reason, proxy, proxy_reason, gor_path)
+
+
+@dataclass(frozen=True)
+class EngineCommands:
+    replayer: tuple[str, ...]
+    proxy: tuple[str, ...]
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}"
+
+
+def engine_commands(
+    plan: EnginePlan,
+    ports: PortPlan,
+    options_argv: Sequence[str],
+    python: str,
+    *,
+    drain_timeout: float,
+    flush_timeout: float,
+) -> EngineCommands:
+    """The exact argv of each engine, as the design writes them for em-proxy and gor."""
+    internal = f"{LOOPBACK}:{ports.replayer}"
+    if plan.replayer is ReplayerKind.BUILTIN:
+        input_flag = "--input-tcp" if plan.gor_framing else "--input-http"
+        replayer: tuple[str, ...] = (
+            python, "-m", REPLAYER_MODULE, input_flag, internal,
+            "--flush-timeout", f"{_seconds(flush_timeout)}s", *options_argv,
+        )  # fmt: skip
+    else:
+        assert plan.gor_path is not None
+        input_flag = (
+            "--input-http" if plan.replayer is ReplayerKind.GOR_INPUT_HTTP else "--input-tcp"
+        )
+        replayer = (plan.gor_path, input_flag, f":{ports.replayer}", *options_argv)
+    em_proxy_args = ("-l", str(ports.public), "-r", f"{LOOPBACK}:{ports.app}", "-d", internal)
+    if plan.proxy is ProxyKind.BUNDLED_EM_PROXY:
+        proxy: tuple[str, ...] = ("bundle", "exec", "em-proxy", *em_proxy_args)
+    elif plan.proxy is ProxyKind.EM_PROXY:
+        proxy = ("em-proxy", *em_proxy_args)
+    else:
+        target = f"gor://{internal}" if plan.gor_framing else internal
+        proxy = (
+            python, "-m", PROXY_MODULE, "-l", str(ports.public), "-r", f"{LOOPBACK}:{ports.app}",
+            "-d", target, "--drain-timeout", _seconds(drain_timeout),
+        )  # fmt: skip
+    return EngineCommands(replayer, proxy)
+
+
+def _is_executable_file(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def _probe_gor_help(path: str, found_at: str) -> GorBinary:
+    try:
+        done = subprocess.run(
+            [path, "--help"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=GOR_HELP_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return GorBinary(path, found_at, problem=f"no answer within {GOR_HELP_TIMEOUT:g}s")
+    except OSError as exc:
+        return GorBinary(path, found_at, problem=exc.strerror or str(exc))
+    text = (done.stdout + done.stderr).decode("utf-8", "replace")
+    return GorBinary(path, found_at, help_text=text)
+
+
+def _lockfile(env: Mapping[str, str], cwd: Path) -> Path:
+    gemfile = env.get("BUNDLE_GEMFILE", "").strip()
+    return Path(gemfile + ".lock") if gemfile else cwd / "Gemfile.lock"
+
+
+def buildpack_home(settings: EngineSettings, package_dir: Path) -> Path:
+    """The buildpack's directory: TRAFFIC_DUPLICATOR_HOME, else the one holding this package."""
+    return settings.home if settings.home is not None else package_dir.parent
+
+
+def discover_engines(
+    settings: EngineSettings,
+    env: Mapping[str, str],
+    cwd: Path,
+    package_dir: Path,
+    real_gor_flags: tuple[str, ...] = (),
+) -> EngineFacts:
+    """Look for gor (in order: TRAFFIC_DUPLICATOR_GOR, the app's bin/gor, the buildpack's
+    vendor/gor/gor), em-proxy in Gemfile.lock, and bundle / em-proxy on PATH."""
+    gor: GorBinary | None = None
+    searched: list[str] = []
+    setting_problem: str | None = None
+    if settings.replayer is not ReplayerMode.BUILTIN:
+        candidates: list[tuple[Path, str]] = []
+        if settings.gor_path:
+            explicit = Path(settings.gor_path)
+            if not _is_executable_file(explicit):
+                setting_problem = (
+                    f"{GOR}={settings.gor_path} is not an executable file; fix or unset it"
+                )
+            candidates.append((explicit, GOR))
+        candidates.append((cwd / "bin" / "gor", "the app's bin/gor"))
+        home = buildpack_home(settings, package_dir)
+        candidates.append((home / "vendor" / "gor" / "gor", "the buildpack's vendor/gor/gor"))
+        for path, found_at in candidates:
+            searched.append(str(path))
+            if _is_executable_file(path):
+                gor = _probe_gor_help(str(path), found_at)
+                break
+    lockfile_lists: str | None = None
+    bundle = em_proxy = False
+    if settings.proxy is not ProxyMode.BUILTIN:
+        lockfile = _lockfile(env, cwd)
+        try:
+            if _EM_PROXY_IN_LOCKFILE.search(lockfile.read_text(encoding="utf-8", errors="replace")):
+                lockfile_lists = lockfile.name if lockfile.parent == cwd else str(lockfile)
+        except OSError:
+            pass
+        search_path = env.get("PATH", os.defpath)
+        bundle = shutil.which("bundle", path=search_path) is not None
+        em_proxy = shutil.which("em-proxy", path=search_path) is not None
+    return EngineFacts(
+        gor=gor,
+        gor_searched=tuple(searched),
+        gor_setting_problem=setting_problem,
+        lockfile_lists_em_proxy=lockfile_lists,
+        bundle_on_path=bundle,
+        em_proxy_on_path=em_proxy,
+        real_gor_flags=real_gor_flags,
+    )

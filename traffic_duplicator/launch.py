@@ -1,0 +1,137 @@
+"""From a command and the environment to a running supervisor, checking everything first.
+
+The order: settings, $PORT, the options file, the engines, the options against the chosen
+replayer, the app's program, free ports. Only then is anything started, and every choice
+is logged with its reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import traffic_duplicator
+from traffic_duplicator.command import check_program
+from traffic_duplicator.engines import (
+    EngineCommands,
+    EnginePlan,
+    choose_engines,
+    discover_engines,
+    engine_commands,
+)
+from traffic_duplicator.logs import EventLog
+from traffic_duplicator.options import (
+    GorOptions,
+    deprecation_notices,
+    load_options,
+    validate_options_file,
+)
+from traffic_duplicator.ports import (
+    PortPlan,
+    RewrittenCommand,
+    check_ports_free,
+    plan_ports,
+    rewrite_command,
+)
+from traffic_duplicator.process import ChildSpec
+from traffic_duplicator.restarts import proxy_policy, replayer_policy
+from traffic_duplicator.settings import Settings, read_settings
+from traffic_duplicator.supervisor import Supervisor, SupervisorPlan
+
+# Shares of the shutdown timeout the built-in engines get for their own graceful stop, so
+# that a drain or a flush ends before our deadline SIGKILLs it.
+DRAIN_SHARE = 0.6
+FLUSH_SHARE = 0.6
+PACKAGE_DIR = Path(traffic_duplicator.__file__).resolve().parent
+
+
+def engine_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The engines' environment: this very package importable, output unbuffered."""
+    result = dict(env)
+    existing = result.get("PYTHONPATH", "")
+    result["PYTHONPATH"] = str(PACKAGE_DIR.parent) + (os.pathsep + existing if existing else "")
+    result["PYTHONUNBUFFERED"] = "1"
+    return result
+
+
+def _log_plan(
+    log: EventLog,
+    *,
+    settings: Settings,
+    ports: PortPlan,
+    options: GorOptions,
+    plan: EnginePlan,
+    rewritten: RewrittenCommand,
+) -> None:
+    log.event(
+        at="config", port=ports.public, app_port=ports.app, replayer_port=ports.replayer,
+        options=str(settings.options_path), outputs=len(options.outputs()),
+        shutdown_timeout=f"{settings.supervision.shutdown_timeout:g}s",
+    )  # fmt: skip
+    hop_reason = (
+        "one-way GoReplay framing: no responses to read, no per-request connections"
+        if plan.gor_framing
+        else "the replayer reads raw HTTP (--input-http)"
+    )
+    log.event(
+        at="engine", process="replayer", engine=plan.replayer.value, reason=plan.replayer_reason
+    )
+    log.event(at="engine", process="proxy", engine=plan.proxy.value, reason=plan.proxy_reason)
+    log.event(
+        at="engine", process="hop", framing="gor" if plan.gor_framing else "http", reason=hop_reason
+    )
+    for notice in deprecation_notices(options):
+        log.event(at="warning", message=notice)
+    for rewrite in rewritten.rewrites:
+        log.event(at="rewrite", position=rewrite.position, old=rewrite.old, new=rewrite.new)
+    for kept in rewritten.kept:
+        log.event(at="kept", position=kept.position, word=kept.word, reason=kept.reason)
+
+
+def _replayer_summary(commands: EngineCommands, options: GorOptions, settings: Settings) -> str:
+    """The replayer's command without the options themselves, which may hold credentials."""
+    head = commands.replayer[: len(commands.replayer) - len(options.argv)]
+    return f"{shlex.join(head)} <options from {settings.options_path}>"
+
+
+def launch(command: Sequence[str], env: Mapping[str, str], cwd: Path, log: EventLog) -> int:
+    """Check everything, then run the app, the replayer and the proxy; the exit status."""
+    settings = read_settings(env)
+    ports = plan_ports(env)
+    options = load_options(settings.options_path)
+    real_gor_flags = tuple(flag.spelling for flag in options.needs_real_gor())
+    facts = discover_engines(settings.engines, env, cwd, PACKAGE_DIR, real_gor_flags)
+    plan = choose_engines(settings.engines, facts)
+    validate_options_file(options, gor_available=plan.uses_gor)
+    check_program(command[0], env)
+    check_ports_free(ports)
+
+    rewritten = rewrite_command(command, ports.public, ports.app)
+    timeout = settings.supervision.shutdown_timeout
+    commands = engine_commands(
+        plan,
+        ports,
+        options.argv,
+        sys.executable,
+        drain_timeout=timeout * DRAIN_SHARE,
+        flush_timeout=timeout * FLUSH_SHARE,
+    )
+    _log_plan(log, settings=settings, ports=ports, options=options, plan=plan, rewritten=rewritten)
+    engines = engine_env(env)
+    app_env = {**env, "PORT": str(ports.app)}
+    supervisor_plan = SupervisorPlan(
+        app=ChildSpec("app", rewritten.argv, app_env, ports.app, prefix_output=False),
+        replayer=ChildSpec(
+            "replayer", commands.replayer, engines, ports.replayer, prefix_output=True
+        ),
+        proxy=ChildSpec("proxy", commands.proxy, engines, ports.public, prefix_output=True),
+        public_port=ports.public,
+        shutdown_timeout=timeout,
+        replayer_policy=replayer_policy(settings.supervision.restart_backoff_base),
+        proxy_policy=proxy_policy(),
+        replayer_summary=_replayer_summary(commands, options, settings),
+    )
+    return Supervisor(supervisor_plan, log).run()
