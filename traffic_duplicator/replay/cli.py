@@ -1,0 +1,52 @@
+"""Command line: `python -m traffic_duplicator.replay --input-http [HOST]:PORT [options...]`.
+
+The words go through the same flag table as config/gor.options. A user's mistake (bad
+flag or value, port in use, unwritable output file) is one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from traffic_duplicator.errors import UserError
+from traffic_duplicator.logs import EventLog
+from traffic_duplicator.options import parse_argv
+from traffic_duplicator.replay.config import build_config
+from traffic_duplicator.replay.engine import Engine
+
+SOURCE = "replayer"
+
+
+def _event_loop_policy() -> None:
+    """Use uvloop when it is installed, unless TRAFFIC_DUPLICATOR_UVLOOP=0."""
+    if os.environ.get("TRAFFIC_DUPLICATOR_UVLOOP", "1") == "0":
+        return
+    try:
+        import uvloop
+    except ImportError:
+        return
+    uvloop.install()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    log = EventLog(None)
+    try:
+        options = parse_argv(args, source=SOURCE)
+        config = build_config(options)
+    except UserError as exc:
+        print(str(exc), file=sys.stderr)
+        return exc.exit_status
+    for flag in options.deprecated():
+        log.event(at="deprecated", flag=flag.spelling, use=f"--{flag.name}")
+    _event_loop_policy()
+    try:
+        return asyncio.run(Engine(config, log).run())
+    except UserError as exc:
+        print(str(exc), file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,222 @@
+"""The replayer's wiring: inputs -> filters and rewrites -> outputs, stats, and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import signal
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from traffic_duplicator.addr import listen_socket
+from traffic_duplicator.logs import EventLog
+from traffic_duplicator.options import Limit
+from traffic_duplicator.replay.config import InputKind, ReplayConfig
+from traffic_duplicator.replay.inputs import HttpInputProtocol, TcpInputProtocol, replay_file
+from traffic_duplicator.replay.limits import Limiter
+from traffic_duplicator.replay.modifier import Modifier, Verdict
+from traffic_duplicator.replay.output_http import HttpOutput
+from traffic_duplicator.replay.output_stream import NullOutput, StreamOutput
+from traffic_duplicator.replay.request import Request
+from traffic_duplicator.replay.stats import InputStats, OutputStats
+
+
+class Output(Protocol):
+    name: str
+    stats: OutputStats
+
+    def offer(self, request: Request) -> None: ...
+
+    @property
+    def pending(self) -> int: ...
+
+    async def drain(self) -> None: ...
+
+    def close(self) -> int: ...
+
+
+class Engine:
+    """Runs one replayer until a signal, --exit-after, or the end of its file inputs."""
+
+    def __init__(self, config: ReplayConfig, log: EventLog | None = None) -> None:
+        self.config = config
+        self.log = log or EventLog(None)
+        self.modifier = Modifier(config.modifier)
+        self.input_stats = InputStats()
+        self.outputs: list[Output] = []
+        self._next = 0
+        self._stop: asyncio.Event | None = None
+        self._abort: asyncio.Event | None = None
+        self._signals = 0
+
+    def submit(self, request: Request) -> None:
+        """Hand one request to the outputs: every output, or the next one with --split-output."""
+        result = self.modifier.apply(request) if self.modifier.active else request
+        if isinstance(result, Verdict):
+            self.input_stats.filtered += 1
+            return
+        outputs = self.outputs
+        if self.config.split and len(outputs) > 1:
+            outputs[self._next].offer(result)
+            self._next = (self._next + 1) % len(outputs)
+        else:
+            for output in outputs:
+                output.offer(result)
+
+    def _limited(self, limit: Limit | None) -> Callable[[Request], None]:
+        """`submit`, behind an input's `|N` or `|N%` limit if it has one."""
+        if limit is None:
+            return self.submit
+        limiter = Limiter(limit)
+
+        def submit(request: Request) -> None:
+            if limiter.allow():
+                self.submit(request)
+            else:
+                self.input_stats.filtered += 1
+
+        return submit
+
+    def _open_outputs(self) -> None:
+        config = self.config
+        controls_host = config.modifier.controls_host
+        for http in config.http_outputs:
+            self.outputs.append(HttpOutput(http, controls_host, self.log, config.verbose))
+        for path in config.files:
+            self.outputs.append(StreamOutput.file(path, config.file_flush))
+        if config.stdout:
+            self.outputs.append(StreamOutput.stdout())
+        if config.null:
+            self.outputs.append(NullOutput())
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        config = self.config
+        self._stop = asyncio.Event()
+        self._abort = asyncio.Event()
+        conns: set[HttpInputProtocol | TcpInputProtocol] = set()
+        servers: list[asyncio.base_events.Server] = []
+        sockets = []
+        # Bind first: a port in use must fail before anything else starts.
+        for spec in config.inputs:
+            if spec.listen is not None:
+                address = spec.listen.address
+                sockets.append((spec, listen_socket(address.port, address.host)))
+        self._open_outputs()
+        stats = self.input_stats
+        limit = config.max_request_bytes
+        for spec, sock in sockets:
+            assert spec.listen is not None
+            submit = self._limited(spec.listen.limit)
+            protocol = HttpInputProtocol if spec.kind is InputKind.HTTP else TcpInputProtocol
+            servers.append(
+                await loop.create_server(
+                    functools.partial(protocol, submit, stats, limit, conns), sock=sock
+                )
+            )
+        file_tasks = [
+            loop.create_task(replay_file(spec, self.submit, stats), name=f"input-file-{i}")
+            for i, spec in enumerate(config.inputs)
+            if spec.kind is InputKind.FILE
+        ]
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._on_signal, signum)
+        for spec, sock in sockets:
+            host, port = sock.getsockname()[:2]
+            self.log.event(
+                at="start",
+                process="replayer",
+                pid=os.getpid(),
+                input=spec.kind.value,
+                port=port,
+                host=host,
+                outputs=len(self.outputs),
+            )
+        for spec in config.inputs:
+            if spec.file is not None:
+                self.log.event(
+                    at="start",
+                    process="replayer",
+                    pid=os.getpid(),
+                    input="file",
+                    path=spec.file.path,
+                )
+        stats_task = loop.create_task(self._report(), name="stats") if config.stats else None
+        exit_timer = (
+            loop.call_later(config.exit_after, self._stop.set) if config.exit_after > 0 else None
+        )
+        waiters: list[asyncio.Future[Any]] = [loop.create_task(self._stop.wait(), name="stop")]
+        if file_tasks and not servers:
+            waiters.append(loop.create_task(_all(file_tasks), name="inputs-done"))
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+        if exit_timer is not None:
+            exit_timer.cancel()
+        await self._shutdown(servers, conns, file_tasks)
+        if stats_task is not None:
+            stats_task.cancel()
+        return 0
+
+    def _on_signal(self, signum: int) -> None:
+        # The handler only records; the run loop acts on it.
+        self._signals += 1
+        assert self._stop is not None and self._abort is not None
+        if self._signals == 1:
+            self.log.event(at="signal", signal=signal.Signals(signum).name, action="flush")
+            self._stop.set()
+        else:
+            self.log.event(at="signal", signal=signal.Signals(signum).name, action="abandon")
+            self._abort.set()
+
+    async def _shutdown(
+        self,
+        servers: list[asyncio.base_events.Server],
+        conns: set[HttpInputProtocol | TcpInputProtocol],
+        file_tasks: list[asyncio.Task[None]],
+    ) -> None:
+        # 1. Stop accepting, and close input connections so no new request arrives.
+        for server in servers:
+            server.close()
+        for conn in list(conns):
+            conn.close()
+        for task in file_tasks:
+            task.cancel()
+        await asyncio.gather(*file_tasks, return_exceptions=True)
+        # 2. Give queued requests up to the flush timeout (a second signal cuts it short).
+        pending = sum(o.pending for o in self.outputs)
+        self.log.event(at="flush", pending=pending, timeout=self.config.flush_timeout)
+        assert self._abort is not None
+        drain: asyncio.Future[Any] = asyncio.ensure_future(
+            asyncio.gather(*(o.drain() for o in self.outputs))
+        )
+        abort: asyncio.Future[Any] = asyncio.ensure_future(self._abort.wait())
+        await asyncio.wait(
+            [drain, abort], timeout=self.config.flush_timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        for future in (drain, abort):
+            future.cancel()
+        # Collect the cancelled waits, so asyncio has no unretrieved exception to report.
+        await asyncio.gather(drain, abort, return_exceptions=True)
+        # 3. Close outputs; whatever is still queued or in flight is abandoned, and said so.
+        abandoned = sum(o.close() for o in self.outputs)
+        self.report(final=True)
+        self.log.event(at="stop", process="replayer", abandoned=abandoned, status=0)
+
+    async def _report(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.stats_interval)
+            self.report()
+
+    def report(self, final: bool = False) -> None:
+        extra = {"final": True} if final else {}
+        if self.config.inputs:
+            kinds = ",".join(sorted({spec.kind.value for spec in self.config.inputs}))
+            self.log.event(at="stats", **extra, input=kinds, **self.input_stats.fields())
+        for output in self.outputs:
+            self.log.event(at="stats", **extra, output=output.name, **output.stats.fields())
+
+
+async def _all(tasks: list[asyncio.Task[None]]) -> None:
+    await asyncio.gather(*tasks, return_exceptions=True)

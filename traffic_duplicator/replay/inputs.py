@@ -1,0 +1,262 @@
+"""Inputs: `--input-http` (answer 200 at once), `--input-tcp` (gor framing), `--input-file`.
+
+Every input hands complete requests to one `submit` callback and never waits for the
+outputs: reading never pauses, so the sender (the tee proxy) is never slowed. Requests
+too big to mirror are answered and counted, not buffered; malformed ones get a 400.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import time
+from collections.abc import Callable
+from typing import cast
+
+from traffic_duplicator import gorproto
+from traffic_duplicator.http1 import BODY, END, HEAD, OPAQUE, RequestFramer
+from traffic_duplicator.replay.config import InputConfig
+from traffic_duplicator.replay.request import Request
+from traffic_duplicator.replay.stats import InputStats
+
+Submit = Callable[[Request], None]
+
+OK_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+OK_CLOSE_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
+BAD_REQUEST_RESPONSE = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+# A client that sends but never reads our answers is cut off before they pile up.
+MAX_UNREAD_RESPONSES = 1024 * 1024
+# The tee proxy holds a few connections; thousands mean something is wrong.
+MAX_CONNECTIONS = 1024
+
+
+class HttpInputProtocol(asyncio.Protocol):
+    """One client connection on `--input-http`: frame requests, answer 200, submit."""
+
+    def __init__(self, submit: Submit, stats: InputStats, max_request: int, conns: set) -> None:  # type: ignore[type-arg]
+        self._submit = submit
+        self._stats = stats
+        self._max_request = max_request
+        self._framer = RequestFramer()
+        self._transport: asyncio.Transport | None = None
+        self._head = b""
+        self._method = b""
+        self._body: list[bytes] = []
+        self._size = 0
+        self._close_after = False
+        self._connect = False
+        self._conns = conns
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self._transport = cast(asyncio.Transport, transport)
+        if len(self._conns) >= MAX_CONNECTIONS:
+            self._transport.abort()
+            return
+        self._stats.connections += 1
+        self._conns.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._conns.discard(self)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        transport = self._transport
+        assert transport is not None
+        replies: list[bytes] = []
+        for event in self._framer.feed(data):
+            kind = event[0]
+            if kind is BODY:
+                self._size += len(event[1])
+                if self._size <= self._max_request:
+                    self._body.append(event[1])
+            elif kind is HEAD:
+                head = event[2]
+                self._head = event[1]
+                self._method = head.method
+                self._body = []
+                self._size = len(self._head)
+                self._close_after = head.close
+                self._connect = head.method == b"CONNECT"
+                if head.expect_continue:
+                    replies.append(CONTINUE_RESPONSE)
+            elif kind is END:
+                if self._connect:
+                    # A tunnel cannot be mirrored; gor refuses CONNECT too.
+                    self._stats.malformed += 1
+                    replies.append(BAD_REQUEST_RESPONSE)
+                    self._close_after = True
+                    break
+                self._finish_request()
+                if self._close_after:
+                    replies.append(OK_CLOSE_RESPONSE)
+                    break
+                replies.append(OK_RESPONSE)
+                if self._framer.awaiting_upgrade:
+                    self._framer.resume()  # we answered 200, not 101: still HTTP
+            elif kind is OPAQUE:
+                self._stats.malformed += 1
+                replies.append(BAD_REQUEST_RESPONSE)
+                self._close_after = True
+                break
+        if replies:
+            transport.write(b"".join(replies) if len(replies) > 1 else replies[0])
+        if self._close_after:
+            transport.close()
+        elif transport.get_write_buffer_size() > MAX_UNREAD_RESPONSES:
+            transport.abort()
+
+    def _finish_request(self) -> None:
+        stats = self._stats
+        stats.accepted += 1
+        if self._size > self._max_request:
+            stats.too_large += 1
+            return
+        body = b"".join(self._body) if self._body else b""
+        self._body = []
+        self._submit(
+            Request(self._head, body, self._method, time.time_ns(), close=self._close_after)
+        )
+
+    def eof_received(self) -> bool | None:
+        return None
+
+
+def request_from_payload(
+    payload: bytes, received_ns: int, message_id: bytes | None
+) -> Request | None:
+    """The first complete request in a gor payload, or None if it does not frame."""
+    framer = RequestFramer(max_head=len(payload) + 4)
+    head_raw = b""
+    method = b""
+    close = False
+    body: list[bytes] = []
+    for event in framer.feed(payload):
+        kind = event[0]
+        if kind is HEAD:
+            head_raw, method, close = event[1], event[2].method, event[2].close
+        elif kind is BODY:
+            body.append(event[1])
+        elif kind is END:
+            return Request(head_raw, b"".join(body), method, received_ns, message_id, close)
+        elif kind is OPAQUE:
+            return None
+    return None
+
+
+class TcpInputProtocol(asyncio.Protocol):
+    """One connection on `--input-tcp`: GoReplay frames; request frames are replayed."""
+
+    def __init__(self, submit: Submit, stats: InputStats, max_request: int, conns: set) -> None:  # type: ignore[type-arg]
+        self._submit = submit
+        self._stats = stats
+        self._splitter = gorproto.StreamSplitter(max_frame=max_request + 256)
+        self._transport: asyncio.BaseTransport | None = None
+        self._conns = conns
+        self._oversized = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+        if len(self._conns) >= MAX_CONNECTIONS:
+            transport.close()
+            return
+        self._stats.connections += 1
+        self._conns.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._conns.discard(self)
+        rest = self._splitter.finish()
+        if rest:
+            handle_frame(rest, self._submit, self._stats)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        for frame in self._splitter.feed(data):
+            handle_frame(frame, self._submit, self._stats)
+        if self._splitter.oversized != self._oversized:
+            self._stats.too_large += self._splitter.oversized - self._oversized
+            self._oversized = self._splitter.oversized
+
+
+def handle_frame(frame: bytes, submit: Submit, stats: InputStats) -> None:
+    """Decode one gor frame; requests are submitted, responses ignored, junk counted."""
+    try:
+        message = gorproto.decode(frame)
+    except gorproto.MalformedMessage:
+        stats.malformed += 1
+        return
+    if message.kind != gorproto.REQUEST:
+        return  # responses travel with captures; the replayer only replays requests
+    stats.accepted += 1
+    request = request_from_payload(message.payload, message.timestamp_ns, message.message_id)
+    if request is None:
+        stats.malformed += 1
+        return
+    submit(request)
+
+
+async def replay_file(config: InputConfig, submit: Submit, stats: InputStats) -> None:
+    """Replay a capture, keeping the recorded gaps (scaled by `|N%`, capped by max-wait)."""
+    assert config.file is not None
+    speed = config.file.speed_percent / 100
+    paths = sorted(glob.glob(config.file.path)) or [config.file.path]
+    while True:
+        previous_ns: int | None = None
+        for path in paths:
+            previous_ns = await _replay_one(
+                path,
+                speed=speed,
+                max_wait=config.max_wait,
+                previous_ns=previous_ns,
+                submit=submit,
+                stats=stats,
+            )
+        if not config.loop:
+            return
+
+
+READ_SIZE = 256 * 1024
+
+
+async def _replay_one(
+    path: str,
+    *,
+    speed: float,
+    max_wait: float,
+    previous_ns: int | None,
+    submit: Submit,
+    stats: InputStats,
+) -> int | None:
+    splitter = gorproto.StreamSplitter()
+    # Local-file reads of 256 KiB are short enough to do on the loop.
+    with open(path, "rb") as handle:  # noqa: ASYNC230
+        while True:
+            chunk = handle.read(READ_SIZE)
+            frames = splitter.feed(chunk) if chunk else []
+            if not chunk:
+                rest = splitter.finish()
+                if rest:
+                    frames.append(rest)
+            for frame in frames:
+                try:
+                    stamp = gorproto.decode(frame).timestamp_ns
+                except gorproto.MalformedMessage:
+                    stamp = previous_ns or 0
+                if previous_ns is not None and stamp > previous_ns:
+                    wait = (stamp - previous_ns) / 1e9 / speed
+                    if max_wait > 0:
+                        wait = min(wait, max_wait)
+                    await asyncio.sleep(wait)
+                else:
+                    await asyncio.sleep(0)  # let outputs run between bursts
+                previous_ns = stamp if stamp else previous_ns
+                handle_frame(frame, submit, stats)
+            if not chunk:
+                return previous_ns

@@ -1,0 +1,93 @@
+"""GoReplay's filters and rewrites applied to one request: pure, and in gor's order.
+
+The order matters and follows gor 1.x: method filter, set headers, set params, URL allow
+and disallow (on the target after set-param), header allow (a request without the header
+is dropped) and disallow, basic-auth filter, header and param hash limiters, then the
+first matching URL rewrite and the header rewrites.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from traffic_duplicator.options import decode_basic_auth, go_replace_all
+from traffic_duplicator.replay.config import ModifierConfig
+from traffic_duplicator.replay.limits import hash_sampled
+from traffic_duplicator.replay.request import HeadEditor, Request, query_param, set_query_param
+
+
+class Verdict(enum.Enum):
+    """Why a request was not replayed; counted in the stats as `filtered`."""
+
+    METHOD = "method"
+    URL = "url"
+    HEADER = "header"
+    BASIC_AUTH = "basic-auth"
+    SAMPLE = "sample"
+
+
+class Modifier:
+    """Applies a ModifierConfig; `apply` returns the request to send, or a Verdict."""
+
+    def __init__(self, config: ModifierConfig) -> None:
+        self.config = config
+        self.active = config.active
+        self._methods = frozenset(config.methods)
+        self._headers = [(h.name.encode(), h.value.encode()) for h in config.set_headers]
+        self._params = [(n.encode(), v.encode()) for n, v in config.set_params]
+
+    def apply(self, request: Request) -> Request | Verdict:
+        if not self.active:
+            return request
+        cfg = self.config
+        if self._methods and request.method not in self._methods:
+            return Verdict.METHOD
+        edit = HeadEditor(request.head)
+        for name, value in self._headers:
+            edit.set(name, value)
+        for pname, pvalue in self._params:
+            edit.set_target(set_query_param(edit.target, pname, pvalue))
+        target = edit.target
+        if cfg.allow_urls and not any(r.search(target) for r in cfg.allow_urls):
+            return Verdict.URL
+        if any(r.search(target) for r in cfg.disallow_urls):
+            return Verdict.URL
+        for rule in cfg.allow_headers:
+            found = edit.get(rule.name.encode())
+            if not found or not rule.regex.search(found):
+                return Verdict.HEADER
+        for rule in cfg.disallow_headers:
+            found = edit.get(rule.name.encode())
+            if found and rule.regex.search(found):
+                return Verdict.HEADER
+        if cfg.basic_auth:
+            credentials = decode_basic_auth(edit.get(b"Authorization") or b"")
+            if credentials is not None and not all(r.search(credentials) for r in cfg.basic_auth):
+                return Verdict.BASIC_AUTH
+        for limit in cfg.header_limits:
+            found = edit.get(limit.name.encode())
+            if found and not hash_sampled(found, limit.percent):
+                return Verdict.SAMPLE
+        for limit in cfg.param_limits:
+            found = query_param(target, limit.name.encode())
+            if found is not None and not hash_sampled(found, limit.percent):
+                return Verdict.SAMPLE
+        for rewrite in cfg.url_rewrites:
+            if rewrite.regex.search(target):
+                edit.set_target(go_replace_all(rewrite.regex, rewrite.target, target))
+                break
+        for header_rewrite in cfg.header_rewrites:
+            name = header_rewrite.name.encode()
+            found = edit.get(name)
+            if found and header_rewrite.regex.search(found):
+                edit.set(name, go_replace_all(header_rewrite.regex, header_rewrite.target, found))
+        if not edit.changed:
+            return request
+        return Request(
+            edit.render(),
+            request.body,
+            request.method,
+            request.received_ns,
+            request.message_id,
+            request.close,
+        )
