@@ -44,9 +44,10 @@ demo: system-packages $(STAMP)
 	$(BIN)/python examples/demo.py
 
 bench: bench-packages $(STAMP)
-	$(BIN)/pip install --quiet uvloop || true
 	$(BIN)/python bench/proxy.py
+	$(PYTHON) -m venv .bench-venv && .bench-venv/bin/pip install --quiet uvloop && \
+	  $(BIN)/python bench/proxy.py --python $(CURDIR)/.bench-venv/bin/python || echo "uvloop run skipped"
 	$(BIN)/python bench/replay.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .bench-venv .pytest_cache .mypy_cache .ruff_cache .hypothesis
