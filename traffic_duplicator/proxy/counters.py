@@ -1,0 +1,55 @@
+"""The proxy's counters and the logfmt stats line built from them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from traffic_duplicator.logs import LogValue
+
+
+@dataclass(slots=True)
+class RelayCounters:
+    """Primary path: client connections and the requests relayed on them."""
+
+    connections: int = 0  # accepted since start
+    open: int = 0  # open right now
+    requests: int = 0  # complete requests framed and relayed to the app
+    unframed: int = 0  # connections whose bytes stopped being HTTP (upgrade, CONNECT, junk)
+
+
+@dataclass(slots=True)
+class TargetCounters:
+    """One duplex target. A request is counted once, in exactly one of the three."""
+
+    mirrored: int = 0  # handed whole to a connection of the target
+    dropped: int = 0  # the target was behind (buffer full) or fell behind mid-request
+    failed: int = 0  # the target was down, refused, or its connection broke mid-request
+
+
+def stats_lines(
+    at: str, relay: RelayCounters, targets: Sequence[tuple[str, TargetCounters]]
+) -> list[dict[str, LogValue]]:
+    """One line per target (a single line when there is one target, the usual case).
+
+    Each line repeats the primary-path totals so that any one line can be read alone.
+    """
+    base: dict[str, LogValue] = {
+        "at": at,
+        "connections": relay.connections,
+        "open": relay.open,
+        "requests": relay.requests,
+        "unframed": relay.unframed,
+    }
+    if not targets:
+        return [base]
+    return [
+        {
+            **base,
+            "target": name,
+            "mirrored": counters.mirrored,
+            "dropped": counters.dropped,
+            "failed": counters.failed,
+        }
+        for name, counters in targets
+    ]

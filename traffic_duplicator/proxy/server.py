@@ -1,0 +1,209 @@
+"""The listener, the periodic counters, signals and the shutdown sequence."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import ipaddress
+import os
+import signal
+import socket
+from typing import Any
+
+from traffic_duplicator.addr import DEFAULT_BACKLOG, Address, listen_socket
+from traffic_duplicator.errors import UserError
+from traffic_duplicator.logs import EventLog, RateLimitedLog
+from traffic_duplicator.proxy.config import ProxyConfig
+from traffic_duplicator.proxy.counters import RelayCounters, stats_lines
+from traffic_duplicator.proxy.mirror import MirrorTarget
+from traffic_duplicator.proxy.relay import ClientSide, RelayContext
+
+UVLOOP_ENV = "TRAFFIC_DUPLICATOR_UVLOOP"
+# After the relays are done, mirrors get this long to send what they still hold.
+MIRROR_FLUSH_TIMEOUT = 2.0
+MIRROR_FLUSH_POLL = 0.02
+ERROR_LOG_INTERVAL = 5.0
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def resolve(address: Address) -> str:
+    """An IP literal for `address`, looked up once at start so no connect waits on DNS.
+
+    If the name does not resolve now, it is kept and looked up at each connection.
+    """
+    try:
+        ipaddress.ip_address(address.host)
+        return address.host
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
+    except OSError:
+        return address.host
+    return str(infos[0][4][0]) if infos else address.host
+
+
+def new_event_loop() -> tuple[asyncio.AbstractEventLoop, str]:
+    """uvloop when it is importable and not turned off by the environment."""
+    if os.environ.get(UVLOOP_ENV, "").strip() != "0":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.new_event_loop(), "uvloop"
+    return asyncio.new_event_loop(), "asyncio"
+
+
+class Signals:
+    """Signal handlers only record; the shutdown sequence acts on what they recorded."""
+
+    def __init__(self) -> None:
+        self.received: list[str] = []
+        self.stop = asyncio.Event()  # the first signal: drain
+        self.hurry = asyncio.Event()  # a second one: stop waiting for connections
+
+    def record(self, name: str) -> None:
+        self.received.append(name)
+        (self.hurry if self.stop.is_set() else self.stop).set()
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in SIGNALS:
+            loop.add_signal_handler(sig, self.record, sig.name)
+
+
+class ProxyServer:
+    """Accepts client connections and runs until a signal, then shuts down in order."""
+
+    def __init__(self, config: ProxyConfig, log: EventLog, loop_name: str) -> None:
+        self.config = config
+        self.log = log
+        self.loop_name = loop_name
+        self.counters = RelayCounters()
+        errors = RateLimitedLog(log, ERROR_LOG_INTERVAL)
+        self.targets = tuple(
+            MirrorTarget(
+                spec,
+                config.mirror,
+                host=resolve(spec.address),
+                errors=errors,
+                log=log,
+                verbose=config.verbose,
+            )
+            for spec in config.targets
+        )
+        self.context = RelayContext(
+            app_host=resolve(config.relay),
+            app_port=config.relay.port,
+            targets=self.targets,
+            counters=self.counters,
+            errors=errors,
+            log=log,
+            verbose=config.verbose,
+        )
+
+    def log_stats(self) -> None:
+        targets = [(target.name, target.counters) for target in self.targets]
+        for fields in stats_lines("stats", self.counters, targets):
+            self.log.event(**fields)
+
+    async def _stats_loop(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            self.log_stats()
+
+    async def serve(self, sock: socket.socket) -> int:
+        loop = asyncio.get_running_loop()
+        signals = Signals()
+        signals.install(loop)
+        server = await loop.create_server(
+            lambda: ClientSide(self.context), sock=sock, backlog=DEFAULT_BACKLOG
+        )
+        host, port = sock.getsockname()[:2]
+        self.log.event(
+            at="listening",
+            address=f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+            relay=str(self.config.relay),
+            duplex=",".join(target.name for target in self.targets) or None,
+            loop=self.loop_name,
+            pid=os.getpid(),
+        )
+        # Everything allocated so far lives as long as the process: keep it out of the
+        # cyclic collector's way (CPython's gc.freeze, as used by pre-forking servers).
+        gc.freeze()
+        stats: asyncio.Task[Any] | None = None
+        if self.config.stats_interval > 0:
+            stats = loop.create_task(
+                self._stats_loop(self.config.stats_interval), name="proxy-stats"
+            )
+        await signals.stop.wait()
+        if stats is not None:
+            stats.cancel()
+        await self._shutdown(server, signals)
+        return 0
+
+    async def _shutdown(self, server: asyncio.AbstractServer, signals: Signals) -> None:
+        """Stop accepting, drain the connections, flush the mirrors, log the counters."""
+        context = self.context
+        self.log.event(at="shutdown", signal=signals.received[0], open=len(context.relays))
+        # 1. No new connections; the listening socket closes.
+        server.close()
+        # 2. Idle keep-alive connections close now; the others after their last response.
+        context.drain()
+        # 3. Wait for those, up to the drain timeout (a second signal cuts it short).
+        waits = [
+            asyncio.ensure_future(context.all_closed.wait()),
+            asyncio.ensure_future(signals.hurry.wait()),
+        ]
+        _, pending = await asyncio.wait(
+            waits, timeout=self.config.drain_timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        for waiter in pending:
+            waiter.cancel()
+        cut = len(context.relays)
+        for relay in list(context.relays):
+            relay.abort()
+        # 4. Mirrors send what they hold, briefly, then close.
+        for _ in range(round(MIRROR_FLUSH_TIMEOUT / MIRROR_FLUSH_POLL)):
+            if all(target.flushed for target in self.targets):
+                break
+            await asyncio.sleep(MIRROR_FLUSH_POLL)
+        for target in self.targets:
+            target.close()
+        await asyncio.sleep(0)  # let the closes run before the loop stops
+        # 5. The last counters.
+        self.log_stats()
+        self.log.event(at="exit", status=0, cut=cut)
+
+
+class ListenError(UserError):
+    """The listening port cannot be bound for another reason than being in use."""
+
+
+def run(config: ProxyConfig, log: EventLog) -> int:
+    """Bind (a port in use raises PortInUseError before anything starts), then serve."""
+    try:
+        sock = listen_socket(config.listen.port, config.listen.host)
+    except OSError as exc:  # e.g. a port below 1024 without the privilege
+        raise ListenError(f"cannot listen on port {config.listen.port}: {exc.strerror}") from None
+    loop, loop_name = new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        server = ProxyServer(config, log, loop_name)
+        return loop.run_until_complete(server.serve(sock))
+    finally:
+        try:
+            _cancel_leftovers(loop)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
+def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel tasks still pending (connects cut by the shutdown) and let them finish."""
+    tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
