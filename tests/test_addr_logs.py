@@ -39,6 +39,14 @@ def test_bad_host_port_names_the_input(text: str) -> None:
         parse_host_port(text)
 
 
+def test_bad_port_in_an_address_names_both_once() -> None:
+    with pytest.raises(AddressError) as caught:
+        parse_host_port("example.com:http")
+    assert str(caught.value) == (
+        "port 'http' in 'example.com:http' is not a TCP port (a number from 1 to 65535)"
+    )
+
+
 def test_parse_port_names_what_it_is() -> None:
     with pytest.raises(AddressError, match=r"^PORT 'abc' is not a TCP port"):
         parse_port("abc", "PORT")

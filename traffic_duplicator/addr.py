@@ -24,11 +24,14 @@ class Address:
         return f"{host}:{self.port}"
 
 
-def parse_port(text: str, what: str = "port") -> int:
-    """A TCP port number from 1 to 65535, or an AddressError naming `what`."""
+def parse_port(text: str, what: str = "port", within: str = "") -> int:
+    """A TCP port number from 1 to 65535, or an AddressError naming `what` (and `within`)."""
     stripped = text.strip()
     if not stripped.isdigit() or not 0 < int(stripped) <= MAX_PORT:
-        raise AddressError(f"{what} {text!r} is not a TCP port (a number from 1 to {MAX_PORT})")
+        where = f" in {within!r}" if within else ""
+        raise AddressError(
+            f"{what} {text!r}{where} is not a TCP port (a number from 1 to {MAX_PORT})"
+        )
     return int(stripped)
 
 
@@ -39,13 +42,13 @@ def parse_host_port(text: str, default_host: str = "") -> Address:
         host, bracket, rest = value[1:].partition("]")
         if not bracket or not rest.startswith(":"):
             raise AddressError(f"address {text!r} is not [IPv6]:PORT")
-        return Address(host, parse_port(rest[1:], f"port in {text!r}"))
+        return Address(host, parse_port(rest[1:], within=text))
     if ":" not in value:
-        return Address(default_host, parse_port(value, f"port in {text!r}"))
+        return Address(default_host, parse_port(value, within=text))
     host, _, port = value.rpartition(":")
     if ":" in host:
         raise AddressError(f"address {text!r} has an IPv6 host; write it as [HOST]:PORT")
-    return Address(host or default_host, parse_port(port, f"port in {text!r}"))
+    return Address(host or default_host, parse_port(port, within=text))
 
 
 def has_ipv6() -> bool:
