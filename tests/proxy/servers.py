@@ -246,6 +246,13 @@ class Sink(_ThreadedServer):
             return sum(len(data) for data in self.chunks.values())
 
 
+class Stalled(_ThreadedServer):
+    """Accepts connections and never reads them (`accepted` counts them)."""
+
+    def handle(self, conn: socket.socket) -> None:
+        self._stopping.wait()
+
+
 class EchoServer(_ThreadedServer):
     """Sends every byte back: a relay target for bytes that are not HTTP."""
 

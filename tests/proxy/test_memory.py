@@ -11,8 +11,9 @@ import threading
 import time
 from pathlib import Path
 
-from tests.proxy.servers import AppServer, Client, Proxy, Sink, pattern_bytes, proxy
+from tests.proxy.servers import AppServer, Client, Proxy, Sink, Stalled, pattern_bytes, proxy
 from tests.support import RecordingServer
+from traffic_duplicator.proxy.config import DEFAULT_MIRROR_CONNECTIONS
 
 MiB = 1 << 20
 BIG = 50 * MiB
@@ -128,6 +129,42 @@ def test_rss_stays_flat_while_200mb_pass_a_mirror_that_never_reads(tmp_path: Pat
     counts = _target_counts(front)
     assert counts["dropped"] > 0
     assert counts["mirrored"] + counts["dropped"] + counts["failed"] == 1 + len(sizes) + 1
+
+
+def test_a_raw_mirror_that_never_reads_keeps_few_connections_and_drops(tmp_path: Path) -> None:
+    # Small keep-alive requests: each mirror connection's kernel buffers (outside the
+    # proxy's RSS) could take about a thousand of them. Unanswered copies count against
+    # the mirror's cap wherever they are, so the pool is not churned into new connections.
+    clients, per_client = 4, 2500
+    cookie = "Cookie: " + "c" * 1000 + "\r\n"
+    with (
+        AppServer() as app,
+        Stalled() as stalled,
+        proxy(tmp_path, app.port, f"127.0.0.1:{stalled.port}") as front,
+    ):
+        errors: list[BaseException] = []
+
+        def work(worker: int) -> None:
+            try:
+                with Client(front.port, timeout=30) as client:
+                    for i in range(per_client):
+                        response = client.request("GET", f"/s/{worker}/{i}", headers=cookie)
+                        assert response.body == f"GET /s/{worker}/{i}".encode()
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(w,)) for w in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert not errors, errors
+        accepted = stalled.accepted
+    # Before the fix: a new connection per 1000 copies, 10 here.
+    assert accepted <= DEFAULT_MIRROR_CONNECTIONS + 2, f"{accepted} mirror connections"
+    counts = _target_counts(front)
+    assert counts["dropped"] > 0
+    assert counts["mirrored"] + counts["dropped"] + counts["failed"] == clients * per_client
 
 
 def _target_counts(front: Proxy) -> dict[str, int]:

@@ -73,6 +73,57 @@ def test_whole_requests_drop_once_a_stalled_target_holds_its_cap() -> None:
     run(scenario)
 
 
+def test_answered_copies_leave_the_raw_targets_cap() -> None:
+    async def scenario() -> None:
+        with RecordingServer() as mirror:
+            target, _ = make_target(mirror.port)
+            body = b"a" * 1000
+            request = b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n" + body
+
+            def settled(count: int) -> Callable[[], bool]:
+                return lambda: mirror.count() == count and target.unanswered == 0
+
+            for batch in range(1, 11):  # 200 KB in all, three times the cap: answers free it
+                for _ in range(20):
+                    target.send(request, close=False)
+                await until(settled(20 * batch))
+            # A stream larger than the cap: counted by what the target has not read.
+            head = b"PUT /big HTTP/1.1\r\nHost: a\r\nContent-Length: 400000\r\n\r\n"
+            conn = target.begin(head, close=False)
+            assert conn is not None
+            for _ in range(20):
+                target.stream(conn, b"y" * 20_000)
+                await until(lambda: target.buffered() == 0, interval=0)
+            target.end(conn)
+            assert target.unanswered > 0  # not answered yet: in flight
+            await until(settled(201))
+            counters = target.counters
+            assert (counters.mirrored, counters.dropped, counters.failed) == (201, 0, 0)
+            target.close()
+
+    run(scenario)
+
+
+def test_unanswered_copies_hold_the_cap_across_retired_connections() -> None:
+    async def scenario() -> None:
+        with RecordingServer(read=False) as stalled:
+            target, _ = make_target(stalled.port)
+            # Connection: close retires a connection per request; the kernel would take
+            # all of these copies, the cap only its share, and no connection beyond it.
+            pad = b"X-Pad: " + b"x" * 900 + b"\r\n"
+            request = b"GET /c HTTP/1.1\r\nHost: a\r\n" + pad + b"Connection: close\r\n\r\n"
+            for _ in range(300):
+                target.send(request, close=True)
+                await asyncio.sleep(0)
+            assert target.behind() <= 64 * 1024 + len(request)
+            await asyncio.sleep(0.2)
+            assert len(target._live) <= 64 * 1024 // len(request) + 1
+            assert target.counters.dropped > 0
+            target.close()
+
+    run(scenario)
+
+
 def test_a_refusing_target_fails_fast_and_is_retried_with_backoff() -> None:
     async def scenario() -> None:
         port = free_port()

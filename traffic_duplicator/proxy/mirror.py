@@ -9,14 +9,19 @@ Writes are corked for one event-loop iteration: the requests of every client rea
 iteration go to the target in one send. On loopback a send costs far more than the
 Python around it (it runs the receiver's TCP stack), so this is the mirror's main saving.
 
-Bounded memory: the bytes a target is behind by (in its transports' buffers, or waiting
-for a connection to be established) are capped; corked bytes are not counted, they are
-handed over within the iteration. At a request's start, a target over its cap loses the
-whole request (`dropped`). A stream that pushes the target over the
-cap mid-request has its connection reset and is counted `dropped`; the client's next
-request starts on another connection. A target that refuses, times out or breaks is
-`failed`; new connections to it wait for a capped backoff, and while it is down its
-requests fail at once instead of waiting anywhere.
+Bounded memory: the bytes a target is behind by are capped; corked bytes are not counted,
+they are handed over within the iteration. Behind means not yet known to have arrived:
+waiting for a connection to be established, in a transport's buffer, or, for a raw-HTTP
+target, handed over but not answered yet. Every raw request gets a response, so the
+copies a target that stops reading leaves in the kernel's socket buffers (about 1 MB per
+connection, outside our RSS) count too, retired connections included; a gor:// target
+never answers, so only our own buffers can be counted for it. At a request's start, a
+target over its cap loses the whole request (`dropped`). Open connections, retired ones
+included, are capped as well. A stream that pushes the target over the cap mid-request
+has its connection reset and is counted `dropped`; the client's next request starts on
+another connection. A target that refuses, times out or breaks is `failed`; new
+connections to it wait for a capped backoff, and while it is down its requests fail at
+once instead of waiting anywhere.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import asyncio
 import enum
 import os
 import time
+from collections import deque
 from typing import Any, cast
 
 from traffic_duplicator.gorproto import REQUEST, SEPARATOR
@@ -45,7 +51,12 @@ WATCHDOG_INTERVAL = 0.5
 # After a stream was reset for falling behind, no new connection is opened for this long:
 # a target that stalls must not get a fresh connection for every large request.
 REOPEN_AFTER_RESET = 0.25
-# Connections beyond the pool size, opened when every pooled one is owned by a stream.
+# What a raw-HTTP request that arrived in pieces (a stream) weighs, at most, among the
+# unanswered bytes once it is complete (see MirrorTarget.end).
+STREAM_IN_FLIGHT = 64 * 1024
+# Connections beyond the pool size, opened when every pooled one is owned by a stream
+# (or, with `Connection: close` clients, one per request). Retired connections count:
+# at this many open connections no new one is opened.
 MAX_EXTRA_CONNECTIONS = 64
 _SEPARATOR_TAIL = len(SEPARATOR) - 1
 
@@ -68,16 +79,20 @@ class MirrorConnection(asyncio.Protocol):
         "close_after",
         "dead",
         "finish",
+        "in_flight",
         "owned",
         "queued",
         "requests",
         "retired",
         "since",
+        "streamed",
         "tail",
         "target",
         "task",
         "timed_out",
         "transport",
+        "uncounted",
+        "weights",
     )
 
     def __init__(self, target: MirrorTarget) -> None:
@@ -97,6 +112,12 @@ class MirrorConnection(asyncio.Protocol):
         self.since = 0.0  # loop time it started connecting, or was retired
         self.timed_out = False
         self.answered = 0  # raw HTTP: responses seen (status lines counted, not parsed)
+        # Raw HTTP: what each request not answered yet weighs in the target's
+        # `unanswered` (see MirrorTarget.answered), oldest first.
+        self.weights: deque[int] = deque()
+        self.uncounted = 0  # weight of requests still corked: counted when handed over
+        self.in_flight = 0  # this connection's share of the target's `unanswered`
+        self.streamed = 0  # raw HTTP: bytes of the stream in progress
 
     def write(self, data: bytes) -> None:
         target = self.target
@@ -118,6 +139,10 @@ class MirrorConnection(asyncio.Protocol):
             self.target.unsent -= self.chunks_size
             self.chunks_size = 0
             transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            if self.uncounted:
+                self.in_flight += self.uncounted
+                self.target.unanswered += self.uncounted
+                self.uncounted = 0
         if self.finish:
             if self.finish == Finish.CLOSE:
                 transport.close()  # after the transport's buffer is sent
@@ -142,7 +167,10 @@ class MirrorConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         # Responses are read only so that the target never blocks on them, and counted
         # roughly (a body could hold "HTTP/1."; it only makes the count generous).
-        self.answered += data.count(b"HTTP/1.")
+        seen = data.count(b"HTTP/1.")
+        if seen:
+            self.answered += seen
+            self.target.answered(self, seen)
 
     def eof_received(self) -> bool:
         return False  # the target closed: close our side too
@@ -186,6 +214,8 @@ class MirrorTarget:
         self.counters = TargetCounters()
         self.unsent = 0  # bytes in connections' chunks
         self.waiting = 0  # of those, bytes for connections still being established
+        # Raw HTTP: bytes of whole requests handed to transports, not answered yet.
+        self.unanswered = 0
         self.backlogged: set[MirrorConnection] = set()  # transports holding unsent bytes
         self._host = host
         self._port = spec.address.port
@@ -214,7 +244,9 @@ class MirrorTarget:
 
     def send(self, data: bytes, close: bool) -> None:
         """Mirror one whole request (all its bytes are here)."""
-        if self.waiting >= self._cap or (self.backlogged and self.behind() >= self._cap):
+        if self.waiting + self.unanswered >= self._cap or (
+            self.backlogged and self.behind() >= self._cap
+        ):
             self._drop("behind")
             return
         if self.gor:
@@ -233,6 +265,9 @@ class MirrorTarget:
             self.counters.mirrored += 1
         else:
             conn.queued += 1
+        if not self.gor:
+            conn.weights.append(len(data))
+            conn.uncounted += len(data)
         if not self.gor and (close or conn.requests >= self._request_limit):
             self._retire(conn, Finish.NONE if close else Finish.HALF_CLOSE)
 
@@ -249,6 +284,7 @@ class MirrorTarget:
             return None
         conn.owned = True
         conn.close_after = close
+        conn.streamed = len(data)
         if self.gor:
             conn.tail = data[-_SEPARATOR_TAIL:]
             data = self._gor_header() + data
@@ -268,6 +304,7 @@ class MirrorTarget:
                 conn.tail = data[-_SEPARATOR_TAIL:]
             else:
                 conn.tail = (conn.tail + data)[-_SEPARATOR_TAIL:]
+        conn.streamed += len(data)
         conn.write(data)
         self._check_stream(conn)
 
@@ -277,6 +314,13 @@ class MirrorTarget:
             return
         if self.gor:
             conn.write(SEPARATOR)
+        else:
+            # While it streamed, a stalled target would have left it behind (and reset
+            # it): at its end, at most its last part can still be unread.
+            weight = min(conn.streamed, STREAM_IN_FLIGHT)
+            conn.weights.append(weight)
+            conn.in_flight += weight
+            self.unanswered += weight
         conn.owned = False
         conn.requests += 1
         if conn.transport is not None:
@@ -298,23 +342,36 @@ class MirrorTarget:
         if self.behind() > self._cap:
             self._reset(conn, "behind")
 
-    def _backlog(self) -> int:
+    def _backlog(self, uncounted: bool = False) -> int:
+        """Bytes in transport buffers; `uncounted`: only those not in `unanswered`."""
         backlogged = self.backlogged
         if not backlogged:
             return 0
+        every = self.gor or not uncounted
         return sum(
             conn.transport.get_write_buffer_size()
             for conn in backlogged
-            if conn.transport is not None
+            if conn.transport is not None and (every or conn.owned)
         )
 
     def behind(self) -> int:
-        """Bytes the target is behind by: in transport buffers, or waiting for a connection."""
-        return self.waiting + self._backlog()
+        """Bytes not yet known to have arrived (see the module's docstring)."""
+        return self.waiting + self.unanswered + self._backlog(uncounted=True)
 
     def buffered(self) -> int:
         """Every byte the target holds unsent, corked ones included."""
         return self.unsent + self._backlog()
+
+    def answered(self, conn: MirrorConnection, responses: int) -> None:
+        """`responses` more came back on `conn`: their requests are no longer in flight."""
+        weights = conn.weights
+        released = 0
+        for _ in range(min(responses, len(weights))):
+            released += weights.popleft()
+        # A generous count could reach requests still corked: never below zero.
+        released = min(released, conn.in_flight)
+        conn.in_flight -= released
+        self.unanswered -= released
 
     def _gor_header(self) -> bytes:
         self._id_counter = (self._id_counter + 1) & 0xFFFFFFFF
@@ -374,16 +431,19 @@ class MirrorTarget:
                     self._drop("behind")
                 return free
             self._reopen_at = 0.0
+        if len(self._live) >= self._size + MAX_EXTRA_CONNECTIONS:
+            # Retired connections still waiting for their answers hold the rest.
+            free = self._any_free(start)
+            if free is None:
+                self._drop("connections")
+            return free
         if count < self._size:
             opened = self._current = self._open()
             return opened
         free = self._any_free(start)
         if free is not None:
             return free
-        if count < self._size + MAX_EXTRA_CONNECTIONS:
-            return self._open()
-        self._drop("connections")
-        return None
+        return self._open()
 
     def _any_free(self, start: int) -> MirrorConnection | None:
         """The next connection not owned by a stream, even one that is behind."""
@@ -555,6 +615,9 @@ class MirrorTarget:
         """Forget `conn` and close it now, abandoning what it has not sent."""
         conn.dead = True
         conn.discard()
+        self.unanswered -= conn.in_flight  # those copies are not in flight any more
+        conn.in_flight = conn.uncounted = 0
+        conn.weights.clear()
         if not conn.retired:
             try:
                 self._conns.remove(conn)
