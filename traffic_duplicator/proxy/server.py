@@ -10,6 +10,7 @@ import signal
 import socket
 from typing import Any
 
+from traffic_duplicator import loops
 from traffic_duplicator.addr import DEFAULT_BACKLOG, Address, listen_socket
 from traffic_duplicator.errors import UserError
 from traffic_duplicator.logs import EventLog, RateLimitedLog
@@ -18,7 +19,6 @@ from traffic_duplicator.proxy.counters import RelayCounters, stats_lines
 from traffic_duplicator.proxy.mirror import MirrorTarget
 from traffic_duplicator.proxy.relay import ClientSide, RelayContext
 
-UVLOOP_ENV = "TRAFFIC_DUPLICATOR_UVLOOP"
 # After the relays are done, mirrors get this long to send what they still hold.
 MIRROR_FLUSH_TIMEOUT = 2.0
 MIRROR_FLUSH_POLL = 0.02
@@ -43,18 +43,6 @@ def resolve(address: Address) -> str:
     return str(infos[0][4][0]) if infos else address.host
 
 
-def new_event_loop() -> tuple[asyncio.AbstractEventLoop, str]:
-    """uvloop when it is importable and not turned off by the environment."""
-    if os.environ.get(UVLOOP_ENV, "").strip() != "0":
-        try:
-            import uvloop
-        except ImportError:
-            pass
-        else:
-            return uvloop.new_event_loop(), "uvloop"
-    return asyncio.new_event_loop(), "asyncio"
-
-
 class Signals:
     """Signal handlers only record; the shutdown sequence acts on what they recorded."""
 
@@ -75,10 +63,9 @@ class Signals:
 class ProxyServer:
     """Accepts client connections and runs until a signal, then shuts down in order."""
 
-    def __init__(self, config: ProxyConfig, log: EventLog, loop_name: str) -> None:
+    def __init__(self, config: ProxyConfig, log: EventLog) -> None:
         self.config = config
         self.log = log
-        self.loop_name = loop_name
         self.counters = RelayCounters()
         errors = RateLimitedLog(log, ERROR_LOG_INTERVAL)
         self.targets = tuple(
@@ -125,7 +112,7 @@ class ProxyServer:
             address=f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
             relay=str(self.config.relay),
             duplex=",".join(target.name for target in self.targets) or None,
-            loop=self.loop_name,
+            loop=loops.running_loop_name(),
             pid=os.getpid(),
         )
         # Everything allocated so far lives as long as the process: keep it out of the
@@ -186,24 +173,4 @@ def run(config: ProxyConfig, log: EventLog) -> int:
         sock = listen_socket(config.listen.port, config.listen.host)
     except OSError as exc:  # e.g. a port below 1024 without the privilege
         raise ListenError(f"cannot listen on port {config.listen.port}: {exc.strerror}") from None
-    loop, loop_name = new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        server = ProxyServer(config, log, loop_name)
-        return loop.run_until_complete(server.serve(sock))
-    finally:
-        try:
-            _cancel_leftovers(loop)
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
-
-
-def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
-    """Cancel tasks still pending (connects cut by the shutdown) and let them finish."""
-    tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
-    for task in tasks:
-        task.cancel()
-    if tasks:
-        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    return loops.run(ProxyServer(config, log).serve(sock))

@@ -6,11 +6,10 @@ flag or value, port in use, unwritable output file) is one line on stderr and ex
 
 from __future__ import annotations
 
-import asyncio
-import os
 import sys
 from collections.abc import Sequence
 
+from traffic_duplicator import loops
 from traffic_duplicator.errors import UserError
 from traffic_duplicator.logs import EventLog
 from traffic_duplicator.options import parse_argv
@@ -18,17 +17,6 @@ from traffic_duplicator.replay.config import build_config
 from traffic_duplicator.replay.engine import Engine
 
 SOURCE = "replayer"
-
-
-def _event_loop_policy() -> None:
-    """Use uvloop when it is installed, unless TRAFFIC_DUPLICATOR_UVLOOP=0."""
-    if os.environ.get("TRAFFIC_DUPLICATOR_UVLOOP", "1") == "0":
-        return
-    try:
-        import uvloop
-    except ImportError:
-        return
-    uvloop.install()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,9 +30,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_status
     for flag in options.deprecated():
         log.event(at="deprecated", flag=flag.spelling, use=f"--{flag.name}")
-    _event_loop_policy()
     try:
-        return asyncio.run(Engine(config, log).run())
+        return loops.run(Engine(config, log).run())
     except UserError as exc:
         print(str(exc), file=sys.stderr)
         return exc.exit_status
