@@ -13,8 +13,9 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import h11
 
@@ -133,26 +134,26 @@ class RecordedRequest:
     body: bytes
 
 
-@dataclass
-class RecordingServer:
-    """A threaded HTTP/1.1 server on 127.0.0.1 that answers 200 and records raw requests.
+ServerT = TypeVar("ServerT", bound="ThreadedServer")
 
-    Framing uses h11, an independent parser, so tests do not trust our own framer.
-    `delay` slows every answer; `read` False accepts connections and never reads them.
+
+class ThreadedServer:
+    """An accept loop on 127.0.0.1 in a thread, each connection handled in a thread of its own.
+
+    Subclasses implement `handle(conn)`; `wrap(conn)` may replace the socket first (TLS)
+    or return None to drop it. `accepted` counts connections.
     """
 
-    port: int = 0
-    delay: float = 0.0
-    read: bool = True
-    response_body: bytes = b"ok"
-    requests: list[RecordedRequest] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _sock: socket.socket | None = None
-    _threads: list[threading.Thread] = field(default_factory=list)
-    _conns: list[socket.socket] = field(default_factory=list)
-    _stopping: threading.Event = field(default_factory=threading.Event)
+    def __init__(self, port: int = 0) -> None:
+        self.port = port
+        self.accepted = 0
+        self._sock: socket.socket | None = None
+        self._threads: list[threading.Thread] = []
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
 
-    def start(self) -> RecordingServer:
+    def start(self: ServerT) -> ServerT:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.port))
@@ -179,8 +180,76 @@ class RecordingServer:
                 return
             with self._lock:
                 self._conns.append(conn)
-            if self.read:
-                self._spawn(self._serve, conn)
+                self.accepted += 1
+            self._spawn(self._guard, conn)
+
+    def _guard(self, conn: socket.socket) -> None:
+        try:
+            wrapped = self.wrap(conn)
+            if wrapped is None:
+                return
+            if wrapped is not conn:
+                with self._lock:
+                    self._conns.append(wrapped)
+            self.handle(wrapped)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    def wrap(self, conn: socket.socket) -> socket.socket | None:
+        return conn
+
+    def handle(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._sock is not None:
+            self._sock.close()
+        with self._lock:
+            for conn in self._conns:
+                # shutdown() wakes a thread blocked in recv(); close() alone does not.
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+                with contextlib.suppress(OSError):
+                    conn.close()
+        for thread in self._threads:
+            thread.join(2)
+
+    def __enter__(self: ServerT) -> ServerT:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class RecordingServer(ThreadedServer):
+    """A threaded HTTP/1.1 server on 127.0.0.1 that answers 200 and records raw requests.
+
+    Framing uses h11, an independent parser, so tests do not trust our own framer.
+    `delay` slows every answer; `read` False accepts connections and never reads them.
+    """
+
+    def __init__(
+        self,
+        port: int = 0,
+        delay: float = 0.0,
+        read: bool = True,
+        response_body: bytes = b"ok",
+    ) -> None:
+        super().__init__(port)
+        self.delay = delay
+        self.read = read
+        self.response_body = response_body
+        self.requests: list[RecordedRequest] = []
+
+    def handle(self, conn: socket.socket) -> None:
+        if not self.read:
+            self._stopping.wait()
+            return
+        self._serve(conn)
 
     def _serve(self, conn: socket.socket) -> None:
         conn.settimeout(0.5)
@@ -249,20 +318,3 @@ class RecordingServer:
     def snapshot(self) -> list[RecordedRequest]:
         with self._lock:
             return list(self.requests)
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._sock is not None:
-            self._sock.close()
-        with self._lock:
-            for conn in self._conns:
-                with contextlib.suppress(OSError):
-                    conn.close()
-        for thread in self._threads:
-            thread.join(2)
-
-    def __enter__(self) -> RecordingServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -13,7 +13,6 @@ import re
 import socket
 import struct
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +20,14 @@ from pathlib import Path
 
 import h11
 
-from tests.support import engine_argv, free_port, python_env, running, wait_for_port
+from tests.support import (
+    ThreadedServer,
+    engine_argv,
+    free_port,
+    python_env,
+    running,
+    wait_for_port,
+)
 
 PATTERN = bytes(range(256)) * 4096  # 1 MiB of a known pattern, for big bodies
 SEND_CHUNK = 1 << 20
@@ -36,87 +42,12 @@ def pattern_bytes(size: int) -> Iterator[bytes]:
         yield piece
 
 
-class _ThreadedServer:
-    """Accept loop on 127.0.0.1 in a thread; subclasses handle each connection."""
-
-    def __init__(self, port: int = 0) -> None:
-        self.port = port
-        self._sock: socket.socket | None = None
-        self._threads: list[threading.Thread] = []
-        self._conns: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self.accepted = 0
-
-    def start(self) -> _ThreadedServer:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
-        sock.listen(128)
-        sock.settimeout(0.2)
-        self.port = sock.getsockname()[1]
-        self._sock = sock
-        self._spawn(self._accept_loop)
-        return self
-
-    def _spawn(self, target, *args) -> None:  # type: ignore[no-untyped-def]
-        thread = threading.Thread(target=target, args=args, daemon=True)
-        self._threads.append(thread)
-        thread.start()
-
-    def _accept_loop(self) -> None:
-        assert self._sock is not None
-        while not self._stopping.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with self._lock:
-                self._conns.append(conn)
-                self.accepted += 1
-            self._spawn(self._guard, conn)
-
-    def _guard(self, conn: socket.socket) -> None:
-        try:
-            self.handle(conn)
-        except OSError:
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                conn.close()
-
-    def handle(self, conn: socket.socket) -> None:
-        raise NotImplementedError
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._sock is not None:
-            self._sock.close()
-        with self._lock:
-            for conn in self._conns:
-                # shutdown() wakes a thread blocked in recv(); close() alone does not.
-                with contextlib.suppress(OSError):
-                    conn.shutdown(socket.SHUT_RDWR)
-                with contextlib.suppress(OSError):
-                    conn.close()
-        for thread in self._threads:
-            thread.join(2)
-
-    def __enter__(self):  # type: ignore[no-untyped-def]
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
 def _query(target: bytes) -> dict[str, str]:
     _, _, query = target.decode().partition("?")
     return dict(item.partition("=")[::2] for item in query.split("&") if item)
 
 
-class AppServer(_ThreadedServer):
+class AppServer(ThreadedServer):
     """The app behind the proxy, framed by h11. Paths:
 
     /upload          reads the body, answers `<length> <sha256>` (?pause=S: wait first)
@@ -219,7 +150,7 @@ class AppServer(_ThreadedServer):
             conn.sendall(data)
 
 
-class Sink(_ThreadedServer):
+class Sink(ThreadedServer):
     """Reads every byte each connection sends and never answers (a gor:// target)."""
 
     def __init__(self, port: int = 0) -> None:
@@ -246,14 +177,14 @@ class Sink(_ThreadedServer):
             return sum(len(data) for data in self.chunks.values())
 
 
-class Stalled(_ThreadedServer):
+class Stalled(ThreadedServer):
     """Accepts connections and never reads them (`accepted` counts them)."""
 
     def handle(self, conn: socket.socket) -> None:
         self._stopping.wait()
 
 
-class EchoServer(_ThreadedServer):
+class EchoServer(ThreadedServer):
     """Sends every byte back: a relay target for bytes that are not HTTP."""
 
     def handle(self, conn: socket.socket) -> None:
@@ -264,7 +195,7 @@ class EchoServer(_ThreadedServer):
             conn.sendall(data)
 
 
-class ResettingServer(_ThreadedServer):
+class ResettingServer(ThreadedServer):
     """Accepts, optionally reads `after` bytes, then resets the connection."""
 
     def __init__(self, after: int = 0) -> None:

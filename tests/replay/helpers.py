@@ -9,7 +9,6 @@ import signal
 import socket
 import ssl
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -160,29 +159,14 @@ class TlsRecordingServer(RecordingServer):
         self._context.load_cert_chain(cert.cert, cert.key)
         self.handshake_failures = 0
 
-    def _accept_loop(self) -> None:
-        assert self._sock is not None
-        while not self._stopping.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._handshake, args=(conn,), daemon=True).start()
-
-    def _handshake(self, conn: socket.socket) -> None:
+    def wrap(self, conn: socket.socket) -> socket.socket | None:
         conn.settimeout(5)
         try:
-            tls = self._context.wrap_socket(conn, server_side=True)
+            return self._context.wrap_socket(conn, server_side=True)
         except (OSError, ssl.SSLError):
             with self._lock:
                 self.handshake_failures += 1
-            conn.close()
-            return
-        with self._lock:
-            self._conns.append(tls)
-        self._serve(tls)
+            return None
 
 
 @pytest.fixture
