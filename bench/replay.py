@@ -25,14 +25,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from common import REPO_ROOT, SERVER_OK, Children, Nginx, free_port, wait_for_port
+
 WRK_CONNECTIONS_FLOOD = 32
 PACED_DELAY_MS = 20  # per-connection pause; connections = rate * delay
 CALIBRATION_SECONDS = 2
@@ -45,73 +45,31 @@ HEADERS = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@dataclass
+class Sink:
+    """The destination: nginx answering "ok", counting what it serves via stub_status."""
 
+    port: int
+    nginx: Nginx
 
-def wait_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(0.05)
-    raise SystemExit(f"nothing listened on port {port}")
+    def requests(self) -> int:
+        return self.nginx.requests()
 
 
 @contextlib.contextmanager
-def nginx_sink(workdir: Path) -> Iterator[int]:
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(nginx).exists():
-        raise SystemExit("nginx is not installed (make system-packages installs nginx-light)")
-    port = free_port()
-    conf = workdir / "nginx.conf"
-    conf.write_text(
-        textwrap.dedent(
-            f"""
-            worker_processes 1;
-            daemon off;
-            pid {workdir}/nginx.pid;
-            error_log {workdir}/error.log warn;
-            events {{ worker_connections 4096; }}
-            http {{
-                access_log off;
-                client_body_temp_path {workdir}/body;
-                proxy_temp_path {workdir}/proxy;
-                fastcgi_temp_path {workdir}/fastcgi;
-                uwsgi_temp_path {workdir}/uwsgi;
-                scgi_temp_path {workdir}/scgi;
-                keepalive_requests 1000000;
-                server {{
-                    listen 127.0.0.1:{port};
-                    location = /__status {{ stub_status; }}
-                    location / {{ return 200 "ok"; }}
-                }}
-            }}
-            """
-        )
-    )
-    proc = subprocess.Popen([nginx, "-p", str(workdir), "-c", str(conf)], stderr=subprocess.DEVNULL)
+def nginx_sink(workdir: Path) -> Iterator[Sink]:
+    children = Children()
     try:
-        wait_port(port)
-        yield port
+        port = free_port()
+        yield Sink(port, Nginx(children, workdir, f"sink-{port}", SERVER_OK.format(port=port)))
     finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def nginx_requests(port: int) -> int:
-    """Requests nginx has handled, not counting this probe."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/__status", timeout=5) as reply:
-        text = reply.read().decode()
-    return int(text.splitlines()[2].split()[2]) - 1
+        children.stop_all()
 
 
 @contextlib.contextmanager
-def replayer(sink_port: int, *extra: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+def replayer(sink: Sink, *extra: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     argv = [
         sys.executable,
         "-m",
@@ -119,12 +77,12 @@ def replayer(sink_port: int, *extra: str) -> Iterator[tuple[int, subprocess.Pope
         "--input-http",
         f"127.0.0.1:{port}",
         "--output-http",
-        f"http://127.0.0.1:{sink_port}",
+        f"http://127.0.0.1:{sink.port}",
         *extra,
     ]
     proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, start_new_session=True)
     try:
-        wait_port(port)
+        wait_for_port(port, proc, "replayer")
         yield port, proc
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -153,12 +111,12 @@ def wrk(port: int, seconds: float, connections: int, script: Path | None = None)
     return int(match.group(1))
 
 
-def wait_delivered(sink: int, before: int, expected: int, settle: float = 3.0) -> int:
+def wait_delivered(sink: Sink, before: int, expected: int, settle: float = 3.0) -> int:
     """Wait until the sink stops counting (queues drained), then return the delivered count."""
     last, stable_since = -1, time.monotonic()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        count = nginx_requests(sink) - before
+        count = sink.requests() - before
         if count >= expected:
             return count
         if count != last:
@@ -176,13 +134,13 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def measure_flood(sink: int, port: int, seconds: float) -> tuple[float, float]:
+def measure_flood(sink: Sink, port: int, seconds: float) -> tuple[float, float]:
     """(accepted/s, delivered/s) while wrk sends as fast as it can."""
-    before = nginx_requests(sink)
+    before = sink.requests()
     start = time.monotonic()
     sent = wrk(port, seconds, WRK_CONNECTIONS_FLOOD)
     elapsed = time.monotonic() - start
-    delivered_during = nginx_requests(sink) - before
+    delivered_during = sink.requests() - before
     wait_delivered(sink, before, sent)
     return sent / elapsed, delivered_during / elapsed
 
@@ -199,10 +157,10 @@ def calibrate(port: int, rate: float, script: Path) -> int:
 
 
 def measure_paced(
-    sink: int, port: int, connections: int, seconds: float, script: Path
+    sink: Sink, port: int, connections: int, seconds: float, script: Path
 ) -> tuple[float, float]:
     """(sent/s, delivered fraction) with `connections` paced wrk connections."""
-    before = nginx_requests(sink)
+    before = sink.requests()
     sent = wrk(port, seconds, connections, script)
     delivered = wait_delivered(sink, before, sent)
     return sent / seconds, delivered / sent if sent else 0.0
@@ -235,7 +193,7 @@ def black_hole() -> Iterator[int]:
         server.close()
 
 
-def measure_overload(sink: int, hole: int, seconds: float, workdir: Path) -> list[tuple[str, str]]:
+def measure_overload(sink: Sink, hole: int, seconds: float, workdir: Path) -> list[tuple[str, str]]:
     """RSS while wrk floods POSTs with 16 KiB bodies and one of two outputs never reads."""
     script = workdir / "post.lua"
     script.write_text(
@@ -246,7 +204,7 @@ def measure_overload(sink: int, hole: int, seconds: float, workdir: Path) -> lis
     with replayer(sink, "--output-http", f"http://127.0.0.1:{hole}") as (port, proc):
         time.sleep(1)  # no warm-up: small requests would fill the stuck queue first
         idle = rss_kib(proc.pid)
-        before = nginx_requests(sink)
+        before = sink.requests()
         flood = subprocess.Popen(
             [
                 "wrk",
