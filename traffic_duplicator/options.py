@@ -837,10 +837,6 @@ FLAGS: tuple[Flag, ...] = (
 
 BY_NAME: dict[str, Flag] = {flag.name: flag for flag in FLAGS}
 ALIASES: dict[str, str] = {alias: flag.name for flag in FLAGS for alias in flag.aliases}
-# Real gor binaries in use today know these names; ours alone would break them.
-GOR_FLAG_NAMES = frozenset(
-    [f.name for f in FLAGS if f.scope is not Scope.EXTENSION and f.name != "input-http"]
-)
 # Names people write that gor never had; a specific hint beats a fuzzy one.
 _HINTS = {
     "http-header": "--http-set-header",  # GoReplay's own docs use this name

@@ -180,11 +180,6 @@ def parse_args(argv: Sequence[str]) -> ProxyConfig:
     )
 
 
-def describe(address: Address) -> str:
-    """The listen address as a log value: `:5000` for every interface."""
-    return str(address) if address.host else f":{address.port}"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, run until a signal, return the exit status."""
     log = EventLog(None)
