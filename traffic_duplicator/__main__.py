@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from traffic_duplicator.cli import main
+from traffic_duplicator.wrapper.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

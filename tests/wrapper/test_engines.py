@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from traffic_duplicator.engines import (
+from traffic_duplicator.wrapper.engines import (
     EngineError,
     EngineFacts,
     GorBinary,
@@ -19,8 +19,8 @@ from traffic_duplicator.engines import (
     discover_engines,
     engine_commands,
 )
-from traffic_duplicator.ports import PortPlan
-from traffic_duplicator.settings import EngineSettings, ProxyMode, ReplayerMode
+from traffic_duplicator.wrapper.ports import PortPlan
+from traffic_duplicator.wrapper.settings import EngineSettings, ProxyMode, ReplayerMode
 
 OLD_GOR = GorBinary(
     "/app/bin/gor", "the app's bin/gor", help_text="  -input-http value\n  -output-http value\n"

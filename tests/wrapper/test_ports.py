@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from traffic_duplicator.addr import listen_socket
 from traffic_duplicator.errors import AddressError, PortInUseError
-from traffic_duplicator.ports import (
+from traffic_duplicator.wrapper.ports import (
     PortPlan,
     PortPlanError,
     check_ports_free,

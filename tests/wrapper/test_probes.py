@@ -6,7 +6,7 @@ import socket
 
 from tests.support import free_port
 from traffic_duplicator.addr import listen_socket
-from traffic_duplicator.probes import accepts, has_listener
+from traffic_duplicator.wrapper.probes import accepts, has_listener
 
 
 def test_a_dual_stack_listener_is_seen_on_loopback_and_its_drained_connections_are_not() -> None:

@@ -7,7 +7,7 @@ import tempfile
 
 import pytest
 
-from traffic_duplicator.process import (
+from traffic_duplicator.wrapper.process import (
     MAX_LINE,
     Child,
     ChildSpec,

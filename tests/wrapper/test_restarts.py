@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from traffic_duplicator.restarts import RestartTracker, proxy_policy, replayer_policy
+from traffic_duplicator.wrapper.restarts import RestartTracker, proxy_policy, replayer_policy
 
 
 def crash_delays(tracker: RestartTracker, uptimes: list[float]) -> list[float]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from traffic_duplicator.settings import (
+from traffic_duplicator.wrapper.settings import (
     ProxyMode,
     ReplayerMode,
     SettingsError,

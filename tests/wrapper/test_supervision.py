@@ -30,7 +30,7 @@ from tests.wrapper.harness import (
     wrapper_env,
     write_options,
 )
-from traffic_duplicator.probes import accepts
+from traffic_duplicator.wrapper.probes import accepts
 
 OUTPUT = "--output-http http://127.0.0.1:9"
 STUBBORN_APP = """

@@ -24,8 +24,8 @@ from enum import Enum
 from pathlib import Path
 
 from traffic_duplicator.errors import UserError
-from traffic_duplicator.ports import LOOPBACK, PortPlan
-from traffic_duplicator.settings import (
+from traffic_duplicator.wrapper.ports import LOOPBACK, PortPlan
+from traffic_duplicator.wrapper.settings import (
     GOR,
     PROXY,
     REPLAYER,

@@ -14,14 +14,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import traffic_duplicator
-from traffic_duplicator.command import check_program
-from traffic_duplicator.engines import (
-    EngineCommands,
-    EnginePlan,
-    choose_engines,
-    discover_engines,
-    engine_commands,
-)
 from traffic_duplicator.logs import EventLog
 from traffic_duplicator.options import (
     GorOptions,
@@ -29,17 +21,25 @@ from traffic_duplicator.options import (
     load_options,
     validate_options_file,
 )
-from traffic_duplicator.ports import (
+from traffic_duplicator.wrapper.command import check_program
+from traffic_duplicator.wrapper.engines import (
+    EngineCommands,
+    EnginePlan,
+    choose_engines,
+    discover_engines,
+    engine_commands,
+)
+from traffic_duplicator.wrapper.ports import (
     PortPlan,
     RewrittenCommand,
     check_ports_free,
     plan_ports,
     rewrite_command,
 )
-from traffic_duplicator.process import ChildSpec
-from traffic_duplicator.restarts import proxy_policy, replayer_policy
-from traffic_duplicator.settings import Settings, read_settings
-from traffic_duplicator.supervisor import Supervisor, SupervisorPlan
+from traffic_duplicator.wrapper.process import ChildSpec
+from traffic_duplicator.wrapper.restarts import proxy_policy, replayer_policy
+from traffic_duplicator.wrapper.settings import Settings, read_settings
+from traffic_duplicator.wrapper.supervisor import Supervisor, SupervisorPlan
 
 # Shares of the shutdown timeout the built-in engines get for their own graceful stop, so
 # that a drain or a flush ends before our deadline SIGKILLs it.

@@ -27,9 +27,9 @@ from enum import Enum
 from types import FrameType
 
 from traffic_duplicator.logs import EventLog, LogValue
-from traffic_duplicator.ports import LOOPBACK
-from traffic_duplicator.probes import accepts, has_listener
-from traffic_duplicator.process import (
+from traffic_duplicator.wrapper.ports import LOOPBACK
+from traffic_duplicator.wrapper.probes import accepts, has_listener
+from traffic_duplicator.wrapper.process import (
     Child,
     ChildSpec,
     ChildState,
@@ -38,7 +38,7 @@ from traffic_duplicator.process import (
     signal_group,
     signal_name,
 )
-from traffic_duplicator.restarts import RestartPolicy, RestartTracker
+from traffic_duplicator.wrapper.restarts import RestartPolicy, RestartTracker
 
 # How often to look for the app's port while it boots; a refused loopback connect is cheap.
 APP_PROBE_INTERVAL = 0.05

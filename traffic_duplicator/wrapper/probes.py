@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import socket
 
-from traffic_duplicator.ports import LOOPBACK
+from traffic_duplicator.wrapper.ports import LOOPBACK
 
 PROBE_TIMEOUT = 0.25
 

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import NoReturn
 
 import traffic_duplicator
-from traffic_duplicator.command import exec_app
 from traffic_duplicator.errors import UserError
 from traffic_duplicator.logs import EventLog
-from traffic_duplicator.ports import rewrite_command
-from traffic_duplicator.settings import ENABLED, read_enabled
+from traffic_duplicator.wrapper.command import exec_app
+from traffic_duplicator.wrapper.ports import rewrite_command
+from traffic_duplicator.wrapper.settings import ENABLED, read_enabled
 
 PROG = "start-traffic-duplicator"
 USAGE = f"usage: {PROG} COMMAND [ARGS...]   e.g. {PROG} bundle exec rails s -p $PORT"
@@ -77,7 +77,7 @@ def run(args: Sequence[str], env: Mapping[str, str], cwd: Path, log: EventLog) -
     if not read_enabled(env):
         _exec_disabled(command, env, log)
     # Only now the engines, the options parser and the supervisor.
-    from traffic_duplicator.launch import launch
+    from traffic_duplicator.wrapper.launch import launch
 
     return launch(command, env, cwd, log)
 
