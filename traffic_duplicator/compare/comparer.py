@@ -100,10 +100,12 @@ class Comparer:
         now = self._clock()
         self._pairs.expire(now)
         self._count_dropped()
-        out = self._sampler.take()
-        if now >= self._next_flush:
+        due = now >= self._next_flush
+        if due:
             self._next_flush = now + self._settings.interval
-            self._sampler.reset()
+            self._sampler.reset()  # queues the count of samples held back
+        out = self._sampler.take()
+        if due:
             out += self._aggregator.flush(self._wall())
         return out
 
@@ -111,6 +113,7 @@ class Comparer:
         """The last lines, `final=true`; answers still waiting for their pair count as dropped."""
         self._pairs.expire(float("inf"))
         self._count_dropped()
+        self._sampler.reset()
         return self._sampler.take() + self._aggregator.flush(self._wall(), final=True)
 
     @property

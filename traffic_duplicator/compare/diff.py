@@ -77,23 +77,33 @@ def _normalise_header(name: str, value: str | None) -> str | None:
     return value
 
 
+def _header_map(response: CapturedResponse) -> dict[str, str]:
+    """Lower-case name to every value joined by ", " (RFC 9110 section 5.3)."""
+    joined: dict[str, str] = {}
+    for name, value in response.headers:
+        lower = name.lower()
+        joined[lower] = f"{joined[lower]}, {value}" if lower in joined else value
+    return joined
+
+
 def header_differences(
     production: CapturedResponse, shadow: CapturedResponse, rules: CompareRules
 ) -> list[Difference]:
-    names: dict[str, str] = {}
+    left_map, right_map = _header_map(production), _header_map(shadow)
+    spelled: dict[str, str] = {}
     for name, _ in production.headers + shadow.headers:
-        names.setdefault(name.lower(), name)
+        spelled.setdefault(name.lower(), name)
     found = []
-    for lower, spelled in names.items():
+    for lower, name in spelled.items():
         if rules.ignores_header(lower):
             continue
-        left = _normalise_header(lower, production.header(lower))
-        right = _normalise_header(lower, shadow.header(lower))
+        left = _normalise_header(lower, left_map.get(lower))
+        right = _normalise_header(lower, right_map.get(lower))
         if left != right:
             found.append(
                 Difference(
                     f"header:{lower}",
-                    f"header {spelled}",
+                    f"header {name}",
                     jsondiff.MISSING if left is None else left,
                     jsondiff.MISSING if right is None else right,
                     is_secret_name(lower),
@@ -162,6 +172,12 @@ def _parse_json(response: CapturedResponse, data: bytes) -> object:
 def body_differences(
     production: CapturedResponse, shadow: CapturedResponse, rules: CompareRules
 ) -> list[Difference]:
+    if (
+        production.body == shadow.body
+        and production.body_length == shadow.body_length
+        and production.body_digest == shadow.body_digest
+    ):
+        return []  # the same bytes: the common case, and no need to decode or parse
     left = decode_body(production, rules.decoded_limit)
     right = decode_body(shadow, rules.decoded_limit)
     if left is None or right is None:

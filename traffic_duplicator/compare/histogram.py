@@ -97,8 +97,8 @@ class Histogram:
         index = 0
         body = text[len(PREFIX) :]
         for token in body.split(",") if body else ():
-            delta, _, count = token.partition("*")
-            if not delta.isdigit() or (count and not count.isdigit()):
+            delta, star, count = token.partition("*")
+            if not delta.isdigit() or (star and not count.isdigit()):
                 raise ValueError(f"bad histogram bucket {token[:20]!r}")
             index += int(delta)
             number = int(count) if count else 1

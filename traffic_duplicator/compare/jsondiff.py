@@ -65,11 +65,11 @@ def render_path(path: Path) -> str:
 
     Keys shaped like tokens, hashes or UUIDs print as `*`: a key can itself be a secret.
     """
-    return "$" + "".join(f"[{p}]" if isinstance(p, int) else _key_text(_hide(p)) for p in path)
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else _shown_key(p) for p in path)
 
 
-def _hide(key: str) -> str:
-    return "*" if placeholder(key) in (":token", ":hex", ":uuid") else key
+def _shown_key(key: str) -> str:
+    return ".*" if placeholder(key) in (":token", ":hex", ":uuid") else _key_text(key)
 
 
 def field_path(path: Path) -> str:
