@@ -50,8 +50,11 @@ class Thresholds:
     latency_relative: float = LATENCY_RELATIVE_THRESHOLD
 
 
+DEFAULT_THRESHOLDS = Thresholds()
+
+
 def exceeds_noise(
-    candidate: Rate, baseline: Rate | None, thresholds: Thresholds = Thresholds()
+    candidate: Rate, baseline: Rate | None, thresholds: Thresholds = DEFAULT_THRESHOLDS
 ) -> bool:
     """Diffy's rule (module docstring); without a baseline any difference counts."""
     if baseline is None:
@@ -78,7 +81,7 @@ class Latency:
 
 
 def slower_than_noise(
-    candidate: Latency, baseline: Latency | None, thresholds: Thresholds = Thresholds()
+    candidate: Latency, baseline: Latency | None, thresholds: Thresholds = DEFAULT_THRESHOLDS
 ) -> bool:
     """True when the candidate's shift exceeds the baseline's (module docstring)."""
     if baseline is None or min(candidate.samples, baseline.samples) < LATENCY_MIN_SAMPLES:
