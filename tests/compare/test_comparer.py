@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from traffic_duplicator.compare import lines
-from traffic_duplicator.compare.comparer import Comparer
+from traffic_duplicator.compare.comparer import Comparer, Scope
 from traffic_duplicator.compare.histogram import Histogram
 from traffic_duplicator.compare.model import CapturedResponse
 from traffic_duplicator.compare.settings import CompareSettings
@@ -26,10 +26,8 @@ class Clock:
 def make(settings=None, outputs=OUTPUTS, **kwargs):
     clock = Clock()
     settings = settings or CompareSettings(enabled=True, baseline="1", interval=60)
-    comparer = Comparer(
-        settings, outputs, source="web.1", clock=clock, wall=lambda: 1.7e9, **kwargs
-    )
-    return comparer, clock
+    scope = Scope(tuple(outputs), source="web.1", **kwargs)
+    return Comparer(settings, scope, clock=clock, wall=lambda: 1.7e9), clock
 
 
 def js(document, status=200, latency=None, headers=()):
@@ -49,10 +47,10 @@ def test_one_line_per_output_and_route_per_interval():
         mid = str(i).encode()
         comparer.observe_production(mid, js({"id": i}, latency=0.020))
         comparer.observe_shadow(
-            0, mid, js({"id": i}), 0.025, method=b"GET", target=f"/users/{i}".encode()
+            0, mid, js({"id": i}, latency=0.025), method=b"GET", target=f"/users/{i}".encode()
         )
         comparer.observe_shadow(
-            1, mid, js({"id": -i}), 0.075, method=b"GET", target=f"/users/{i}".encode()
+            1, mid, js({"id": -i}, latency=0.075), method=b"GET", target=f"/users/{i}".encode()
         )
     assert records(comparer.tick()) == []  # the interval is not over
     clock.now = 60
@@ -87,7 +85,6 @@ def test_difference_samples_are_rate_limited_and_never_show_secrets():
             1,
             mid,
             js({"token": SECRET + "x", "n": 2}, headers=[("X-Api-Key", "other")]),
-            0.01,
             method=b"GET",
             target=b"/a",
         )
@@ -110,7 +107,7 @@ def test_difference_samples_are_rate_limited_and_never_show_secrets():
 def test_errors_and_dropped_answers_are_counted_per_route():
     comparer, clock = make(timeout=5)
     comparer.observe_error(1, b"1", method=b"GET", target=b"/down")
-    comparer.observe_shadow(1, b"2", js({}), 0.01, method=b"POST", target=b"/orphan")
+    comparer.observe_shadow(1, b"2", js({}, latency=0.01), method=b"POST", target=b"/orphan")
     clock.now = 6
     comparer.tick()
     out = comparer.close()
@@ -121,7 +118,7 @@ def test_errors_and_dropped_answers_are_counted_per_route():
 
 def test_answers_still_waiting_at_close_are_dropped():
     comparer, _ = make()
-    comparer.observe_shadow(0, b"1", js({}), 0.01, method=b"GET", target=b"/late")
+    comparer.observe_shadow(0, b"1", js({}, latency=0.01), method=b"GET", target=b"/late")
     [record] = records(comparer.close())
     assert record["dropped"] == "1"
     assert comparer.pending == 0
@@ -132,7 +129,9 @@ def test_the_route_cap_keeps_memory_and_lines_bounded_on_100000_urls():
     for i in range(100_000):
         mid = i.to_bytes(4, "big")
         comparer.observe_production(mid, js({}))
-        comparer.observe_shadow(0, mid, js({}), 0.01, method=b"GET", target=f"/p{i}/x".encode())
+        comparer.observe_shadow(
+            0, mid, js({}, latency=0.01), method=b"GET", target=f"/p{i}/x".encode()
+        )
     clock.now = 60
     out = records(comparer.tick())
     assert len(out) == 101
@@ -148,7 +147,11 @@ def test_a_worst_case_line_stays_under_10000_bytes():
         production = js({f"field_{i % 64}_{'x' * 40}": 1}, latency=latency)
         comparer.observe_production(mid, production)
         comparer.observe_shadow(
-            0, mid, js({f"other_{i % 64}_{'y' * 40}": 2}), latency, method=b"GET", target=b"/a"
+            0,
+            mid,
+            js({f"other_{i % 64}_{'y' * 40}": 2}, latency=latency),
+            method=b"GET",
+            target=b"/a",
         )
     clock.now = 60
     [line] = [line for line in comparer.tick() if line.startswith("at=compare")]
@@ -158,5 +161,5 @@ def test_a_worst_case_line_stays_under_10000_bytes():
 def test_split_output_releases_production_after_one_answer():
     comparer, _ = make(answers=1)
     comparer.observe_production(b"1", js({}))
-    comparer.observe_shadow(1, b"1", js({}), 0.01, method=b"GET", target=b"/")
+    comparer.observe_shadow(1, b"1", js({}, latency=0.01), method=b"GET", target=b"/")
     assert comparer.pending == 0

@@ -7,10 +7,11 @@ naming the environment, Date); the candidate has a changed JSON field on /users/
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
-from traffic_duplicator.compare.comparer import Comparer
+from traffic_duplicator.compare.comparer import Comparer, Scope
 from traffic_duplicator.compare.model import CapturedResponse
 from traffic_duplicator.compare.settings import CompareSettings
 
@@ -55,13 +56,8 @@ def generate(
 ) -> list[str]:
     clock = [0.0]
     settings = CompareSettings(enabled=True, baseline=baseline, interval=60)
-    comparer = Comparer(
-        settings,
-        [BASELINE_URL, CANDIDATE_URL],
-        source=dyno,
-        clock=lambda: clock[0],
-        wall=lambda: 1.7e9 + clock[0],
-    )
+    scope = Scope((BASELINE_URL, CANDIDATE_URL), source=dyno)
+    comparer = Comparer(settings, scope, clock=lambda: clock[0], wall=lambda: 1.7e9 + clock[0])
     out: list[str] = []
     for interval in range(intervals):
         for i in range(requests):
@@ -71,9 +67,8 @@ def generate(
                 comparer.observe_production(mid, production(route, i))
                 for output in (0, 1):
                     answer, latency = shadow(route, i, candidate=output == 1)
-                    comparer.observe_shadow(
-                        output, mid, answer, latency, method=b"GET", target=target
-                    )
+                    answer = dataclasses.replace(answer, latency=latency)
+                    comparer.observe_shadow(output, mid, answer, method=b"GET", target=target)
         clock[0] += 60
         out += comparer.tick()
     out += comparer.close()

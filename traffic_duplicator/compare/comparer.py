@@ -1,8 +1,9 @@
 """The replayer's one entry point to comparison: feed it responses, log what it returns.
 
-    comparer = Comparer(settings, [o.name for o in outputs], source=os.environ["DYNO"])
+    scope = Scope(outputs=tuple(o.name for o in outputs), source=os.environ["DYNO"])
+    comparer = Comparer(settings, scope)
     comparer.observe_production(message_id, decode_response(type_2_message))
-    comparer.observe_shadow(index, message_id, response, latency, method=m, target=t)
+    comparer.observe_shadow(index, message_id, response, method=m, target=t)
     comparer.observe_error(index, message_id, method=m, target=t)
     for line in comparer.tick(): log(line)      # call often, e.g. every second
     for line in comparer.close(): log(line)     # at exit
@@ -17,7 +18,8 @@ never stop the replayer.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from traffic_duplicator.compare import lines
 from traffic_duplicator.compare.aggregate import Aggregator, Output
@@ -30,26 +32,36 @@ from traffic_duplicator.compare.samples import Sampler
 from traffic_duplicator.compare.settings import CompareSettings, resolve_baseline
 
 
+@dataclass(frozen=True)
+class Scope:
+    """The replayer's facts a Comparer needs.
+
+    `outputs` are the outputs' normalised URLs in options-file order (the baseline is
+    resolved against them); `source` names the dyno; `answers` is how many outputs receive
+    each request (None: all of them; 1 with `--split-output`); `timeout` is how long an
+    answer may wait for its pair (the output timeout).
+    """
+
+    outputs: tuple[str, ...]
+    source: str
+    answers: int | None = None
+    timeout: float = DEFAULT_TIMEOUT
+
+
 class Comparer:
     """Pairs, compares and aggregates for every output of one replayer process.
 
-    `outputs` are the outputs' normalised URLs in options-file order (the baseline is
-    resolved against them); `answers` is how many outputs receive each request (1 with
-    `--split-output`); `timeout` is how long an answer may wait for its pair (the output
-    timeout). `clock` is monotonic seconds, `wall` Unix seconds, both injectable.
+    `clock` is monotonic seconds, `wall` Unix seconds (for the lines' `end=`).
     """
 
     def __init__(
         self,
         settings: CompareSettings,
-        outputs: Sequence[str],
-        *,
-        source: str,
-        answers: int | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
+        scope: Scope,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
+        outputs = scope.outputs
         baseline = resolve_baseline(settings.baseline, outputs)
         described = [
             Output(mask_url(url), lines.BASELINE if i == baseline else lines.CANDIDATE)
@@ -59,9 +71,10 @@ class Comparer:
         self._clock = clock
         self._wall = wall
         self._router = Router(settings.routes)
-        self._pairs = PendingPairs(answers if answers is not None else len(outputs), timeout)
-        self._aggregator = Aggregator(described, source)
-        self._sampler = Sampler(described, source)
+        answers = scope.answers if scope.answers is not None else len(outputs)
+        self._pairs = PendingPairs(answers, scope.timeout)
+        self._aggregator = Aggregator(described, scope.source)
+        self._sampler = Sampler(described, scope.source)
         self._next_flush = clock() + settings.interval
         self.internal_errors = 0
 
@@ -75,15 +88,15 @@ class Comparer:
         output: int,
         message_id: bytes,
         response: CapturedResponse,
-        latency: float,
         *,
         method: bytes,
         target: bytes,
     ) -> None:
         """Output `output` answered request `message_id` (`METHOD target` as it arrived, before
-        any rewrite) with `response` after `latency` seconds."""
+        any rewrite) with `response`, whose `latency` is the time from sending the request to
+        the end of the response (GoReplay's type `3` latency)."""
         route = self._route(method, target)
-        waiting = Shadow(output, route, response, latency)
+        waiting = Shadow(output, route, response, response.latency or 0.0)
         pair = self._pairs.shadow(message_id, waiting, self._clock())
         if pair is not None:
             self._compare(pair.production, pair.shadow)

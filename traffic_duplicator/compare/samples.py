@@ -15,7 +15,7 @@ from traffic_duplicator.compare.aggregate import Output
 from traffic_duplicator.compare.diff import Difference
 from traffic_duplicator.compare.jsondiff import MISSING
 from traffic_duplicator.compare.redact import render_value
-from traffic_duplicator.logs import logfmt
+from traffic_duplicator.logs import LogValue, logfmt
 
 DEFAULT_PER_FIELD = 3
 DEFAULT_PER_OUTPUT = 30
@@ -47,6 +47,17 @@ class Sampler:
             return False
         self._written[key] = written + 1
         self._per_output_written[output] += 1
+        self._queue(
+            output,
+            route=route,
+            field=difference.field,
+            where=difference.where,
+            production=_show(difference.production, difference.secret),
+            shadow=_show(difference.shadow, difference.secret),
+        )
+        return True
+
+    def _queue(self, output: int, **fields: LogValue) -> None:
         target = self._outputs[output]
         self._ready.append(
             logfmt(
@@ -54,14 +65,9 @@ class Sampler:
                 source=self._source,
                 destination=target.destination,
                 role=target.role,
-                route=route,
-                field=difference.field,
-                where=difference.where,
-                production=_show(difference.production, difference.secret),
-                shadow=_show(difference.shadow, difference.secret),
+                **fields,
             )
         )
-        return True
 
     def take(self) -> list[str]:
         ready, self._ready = self._ready, []
@@ -73,16 +79,7 @@ class Sampler:
         self._per_output_written = [0] * len(self._outputs)
         for output, count in enumerate(self._suppressed):
             if count:
-                target = self._outputs[output]
-                self._ready.append(
-                    logfmt(
-                        at=lines.DIFFERENCE,
-                        source=self._source,
-                        destination=target.destination,
-                        role=target.role,
-                        suppressed=count,
-                    )
-                )
+                self._queue(output, suppressed=count)
         self._suppressed = [0] * len(self._outputs)
 
 
