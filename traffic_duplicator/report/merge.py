@@ -70,7 +70,11 @@ class Row:
         return Latency(production, shadow, min(self.production.total, self.shadow.total))
 
     def top_fields(self) -> list[tuple[str, int]]:
-        ordered = sorted(self.fields.items(), key=lambda item: (-item[1], item[0]))
+        """The most frequent differing fields, flagged ones first."""
+        flagged = set(self.flagged_fields)
+        ordered = sorted(
+            self.fields.items(), key=lambda item: (item[0] not in flagged, -item[1], item[0])
+        )
         return ordered[:TOP_FIELDS]
 
     def milliseconds(self, histogram: Histogram) -> dict[str, float | None]:
