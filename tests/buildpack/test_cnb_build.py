@@ -195,7 +195,8 @@ def test_rebuild_reuses_the_cached_runtime_by_its_metadata(
     assert again.returncode == 0, again.output
     assert runtime_server.count(RUNTIME) == requests
     assert "       Using the cached Python 3." in again.stdout
-    assert "Installing" not in again.stdout
+    assert "Downloading" not in again.stdout
+    assert "Installing Python" not in again.stdout
     assert tree_digest(lifecycle.layer / "python") == python_before
     assert read_toml(lifecycle.layers / f"{LAYER}.toml")["types"]["launch"] is True
 
