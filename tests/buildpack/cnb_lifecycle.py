@@ -28,13 +28,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.buildpack.conftest import FIXTURES, HEROKU_PATH, HOOK_TIMEOUT, HookResult
+import pytest
+
+from tests.buildpack.conftest import (
+    FAKE_SHARED_PYTHON,
+    FIXTURES,
+    HEROKU_PATH,
+    HOOK_TIMEOUT,
+    HookResult,
+    _copy_buildpack,
+)
+from tests.support import REPO_ROOT
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - the tests run on 3.11+
-    import pytest
-
     tomllib = pytest.importorskip("tomli")
 
 BUILDPACK_ID = "traffic-duplicator/traffic-duplicator"
@@ -54,7 +62,8 @@ def dpkg_arch() -> str:
 
 def read_toml(path: Path) -> dict[str, Any]:
     with path.open("rb") as handle:
-        return tomllib.load(handle)
+        data: dict[str, Any] = tomllib.load(handle)
+    return data
 
 
 def _toml_string(value: str) -> str:
@@ -111,20 +120,23 @@ class Lifecycle:
         self,
         buildpack_id: str,
         name: str,
-        files: dict[str, str],
+        files: dict[str, str | Path],
         *,
         launch: bool = True,
         build: bool = True,
     ) -> Path:
-        """A layer of a buildpack that runs before ours; files are relative to the layer
-        ("bin/x" is made executable)."""
+        """A layer of a buildpack that runs before ours. `files` maps paths in the layer to
+        their text, or to a Path to link to; files in bin/ are made executable."""
         if buildpack_id not in self.earlier:
             self.earlier.append(buildpack_id)
         layer = self.layers_root / escape_id(buildpack_id) / name
-        for rel, text in files.items():
+        for rel, content in files.items():
             path = layer / rel
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+            if isinstance(content, Path):
+                path.symlink_to(content)
+                continue
+            path.write_text(content)
             if rel.startswith("bin/"):
                 path.chmod(0o755)
         layer.with_suffix(".toml").write_text(
@@ -285,3 +297,25 @@ def tools_dir(root: Path, *names: str) -> Path:
         assert target is not None, f"{name} is not installed"
         (tools / name).symlink_to(target)
     return tools
+
+
+@pytest.fixture(scope="session")
+def cnb_buildpack(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the buildpack as a CNB platform unpacks it (with buildpack.toml)."""
+    dest = _copy_buildpack(tmp_path_factory.mktemp("cnb-buildpack"))
+    shutil.copy2(REPO_ROOT / "buildpack.toml", dest / "buildpack.toml")
+    return dest
+
+
+def group_python(lifecycle: Lifecycle) -> Path:
+    """heroku/python's layers as a Python app's build has them before ours: the interpreter
+    (a shared build, like heroku/python's) in a launch and build layer."""
+    layer = lifecycle.earlier_layer(
+        "heroku/python",
+        "python",
+        {
+            "bin/python3": FAKE_SHARED_PYTHON.replace("libpython3.13", "libpython3.12"),
+            "lib/libpython3.12.so.1.0": "",
+        },
+    )
+    return layer / "bin" / "python3"

@@ -4,32 +4,24 @@ way the CNB lifecycle runs them (tests/buildpack/cnb_lifecycle.py), on fixture a
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import traffic_duplicator
-from tests.buildpack.cnb_lifecycle import LAYER, Lifecycle, read_toml
-from tests.buildpack.conftest import (
-    FAKE_SHARED_PYTHON,
-    Hooks,
-    RuntimeServer,
-    _copy_buildpack,
-    tree_digest,
+from tests.buildpack.cnb_lifecycle import (
+    LAYER,
+    Lifecycle,
+    cnb_buildpack,
+    group_python,
+    read_toml,
 )
+from tests.buildpack.conftest import Hooks, RuntimeServer, tree_digest
 from tests.support import REPO_ROOT
 
 RUNTIME = "python.tar.gz"
-
-
-@pytest.fixture(scope="session")
-def cnb_buildpack(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the buildpack as a CNB platform unpacks it (with buildpack.toml)."""
-    dest = _copy_buildpack(tmp_path_factory.mktemp("cnb-buildpack"))
-    shutil.copy2(REPO_ROOT / "buildpack.toml", dest / "buildpack.toml")
-    return dest
+__all__ = ["cnb_buildpack"]
 
 
 @pytest.fixture
@@ -43,20 +35,6 @@ def _built(lifecycle: Lifecycle, fixture: str, runtime_url: str | None) -> None:
         lifecycle.set_config("TRAFFIC_DUPLICATOR_PYTHON_URL", runtime_url)
     result = lifecycle.build()
     assert result.returncode == 0, result.output
-
-
-def group_python(lifecycle: Lifecycle) -> Path:
-    """heroku/python's layers as a Python app's build has them before ours: the interpreter
-    (a shared build, like heroku/python's) in a launch and build layer."""
-    layer = lifecycle.earlier_layer(
-        "heroku/python",
-        "python",
-        {
-            "bin/python3": FAKE_SHARED_PYTHON.replace("libpython3.13", "libpython3.12"),
-            "lib/libpython3.12.so.1.0": "",
-        },
-    )
-    return layer / "bin" / "python3"
 
 
 # buildpack.toml
