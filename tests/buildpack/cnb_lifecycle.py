@@ -34,8 +34,8 @@ from tests.buildpack.conftest import (
     FAKE_SHARED_PYTHON,
     FIXTURES,
     HEROKU_PATH,
-    HOOK_TIMEOUT,
     HookResult,
+    Hooks,
     _copy_buildpack,
 )
 from tests.support import REPO_ROOT
@@ -169,18 +169,7 @@ class Lifecycle:
         return env
 
     def _run(self, argv: list[str], env: dict[str, str]) -> HookResult:
-        proc = subprocess.run(
-            argv,
-            cwd=self.app,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=HOOK_TIMEOUT,
-            check=False,
-        )
-        return HookResult(proc.returncode, proc.stdout, proc.stderr)
+        return Hooks(self.buildpack, self.root).run(argv, env, cwd=self.app)
 
     def detect(self) -> HookResult:
         plan = self.root / "plan.toml"

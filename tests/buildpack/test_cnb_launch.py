@@ -15,29 +15,22 @@ their commands serve HTTP with the real node, or /usr/bin/python3 by absolute pa
 
 from __future__ import annotations
 
-import http.client
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from tests.buildpack.cnb_lifecycle import Lifecycle, cnb_buildpack, group_python, tools_dir
-from tests.buildpack.conftest import FIXTURES, RuntimeServer
+from tests.buildpack.conftest import FIXTURES, RuntimeServer, web_round_trip
 from tests.support import (
     REPO_ROOT,
     RecordingServer,
     free_port_block,
-    running,
-    wait_for_port,
-    wait_until,
 )
 
 __all__ = ["cnb_buildpack"]
 
-BOOT_TIMEOUT = 30.0
-MIRROR_TIMEOUT = 15.0
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 # Stands in for `rails server -p PORT` (no Ruby here): the dyno fixture's echo app.
@@ -95,17 +88,6 @@ ANSWERS = {
 }
 
 
-def _request(port: int, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        headers = {"Content-Type": "text/plain"} if body else {}
-        conn.request(method, path, body=body or None, headers=headers)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
-
-
 @pytest.mark.parametrize("fixture", ["rails", "node", "python"])
 def test_built_image_serves_on_port_and_mirrors_from_the_layers_alone(
     cnb_buildpack: Path, tmp_path: Path, runtime_server: RuntimeServer, fixture: str
@@ -139,30 +121,15 @@ def test_built_image_serves_on_port_and_mirrors_from_the_layers_alone(
             assert on_path is None, f"python3 on the launch PATH: {on_path}"
 
         log = tmp_path / "web.log"
-        with (
-            log.open("wb") as output,
-            running(
-                lifecycle.web_argv(env),
-                env=env,
-                cwd=lifecycle.app,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            ) as web,
-        ):
-            try:
-                wait_for_port(port, timeout=BOOT_TIMEOUT)
-                answers = [
-                    _request(port, "GET", "/hello?from=cnb"),
-                    _request(port, "POST", "/orders", b'{"qty": 3}'),
-                ]
-                wait_until(
-                    lambda: destination.count() >= 2,
-                    timeout=MIRROR_TIMEOUT,
-                    message="the requests were not mirrored to the destination",
-                )
-            finally:
-                exit_code = web.poll()
-            assert exit_code is None, log.read_text()
+        answers = web_round_trip(
+            lifecycle.web_argv(env),
+            env=env,
+            cwd=lifecycle.app,
+            port=port,
+            log=log,
+            requests=[("GET", "/hello?from=cnb", b""), ("POST", "/orders", b'{"qty": 3}')],
+            mirrored=lambda: destination.count() >= 2,
+        )
 
         assert answers == ANSWERS[fixture], log.read_text()
         mirrored = sorted(destination.snapshot(), key=lambda r: r.target)
