@@ -107,6 +107,19 @@ def test_detect_follows_traffic_duplicator_options_from_the_platform_env(
     assert "Traffic Duplicator (config/mirror.options)" in found.stdout
 
 
+def test_detect_takes_an_absolute_options_path_under_the_app_dir_as_the_apps(
+    lifecycle: Lifecycle,
+) -> None:
+    # The app runs where it is built (/workspace on a CNB platform).
+    lifecycle.copy_app("node")
+    lifecycle.set_config("TRAFFIC_DUPLICATOR_OPTIONS", f"{lifecycle.app}/config/gor.options")
+
+    result = lifecycle.detect()
+
+    assert result.returncode == 0, result.output
+    assert "Traffic Duplicator (config/gor.options)" in result.stdout
+
+
 def test_the_classic_detect_is_unchanged_without_the_cnb_variables(hooks: Hooks) -> None:
     # Heroku's classic build passes BUILD_DIR only, and sets no CNB_* variable.
     result = hooks.detect(hooks.app("rails"))
