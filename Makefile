@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-SHELL_SOURCES := bin/detect bin/compile bin/release bin/start-traffic-duplicator $(wildcard lib/*.sh) .ci/run $(wildcard scripts/*.sh) $(wildcard tests/fixtures/bin/*)
+SHELL_SOURCES := bin/detect bin/compile bin/release bin/build bin/start-traffic-duplicator $(wildcard lib/*.sh) .ci/run $(wildcard scripts/*.sh) $(wildcard tests/fixtures/bin/*)
 
 .PHONY: all test lint typecheck shellcheck pytest demo bench system-packages bench-packages venv clean
 

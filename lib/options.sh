@@ -28,6 +28,8 @@ function options::path() {
 # summary under the step; on a mistake in the file, fails the build with its line and a fix.
 function options::validate() {
 	local build_dir="${1}" cache_dir="${2}" python="${3}" gor_available="${4}" file="${5}"
+	# Where the package is installed: the slug's by default, a layer's in a CNB build.
+	local package_lib="${6:-${build_dir}/.traffic-duplicator/lib}"
 	local scratch out_file err_file status=0
 	scratch="$(utils::scratch_dir "${cache_dir}")"
 	out_file="${scratch}/options.out"
@@ -44,7 +46,7 @@ function options::validate() {
 	(
 		cd "${build_dir}"
 		LD_LIBRARY_PATH="$(utils::python_lib_dir "${python}")${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}" \
-			PYTHONPATH="${build_dir}/.traffic-duplicator/lib" \
+			PYTHONPATH="${package_lib}" \
 			PYTHONDONTWRITEBYTECODE=1 \
 			PYTHONNOUSERSITE=1 \
 			"${python}" "${args[@]}" >"${out_file}" 2>"${err_file}"

@@ -117,14 +117,25 @@ function python::select() {
 	fi
 	python::install_runtime "${install_dir}" "${cache_dir}" "${url}"
 	TD_BUILD_PYTHON="${install_dir}/bin/python3"
-	if ! version="$(utils::python_version "${TD_BUILD_PYTHON}")"; then
-		python::_fail_unusable "${url}" "bin/python3 did not run on this build machine"
-	fi
-	if ! utils::version_at_least "${version}" "${TD_PYTHON_MIN_MAJOR}" "${TD_PYTHON_MIN_MINOR}"; then
-		python::_fail_unusable "${url}" "it is Python ${version}; traffic-duplicator needs ${TD_PYTHON_MIN_MAJOR}.${TD_PYTHON_MIN_MINOR} or newer"
-	fi
+	python::check_runtime "${TD_BUILD_PYTHON}" "${url}"
+	version="${TD_RUNTIME_VERSION}"
 	TD_PYTHON_DESCRIPTION="Python ${version} (.traffic-duplicator/python)"
 	output::info "Installed ${TD_PYTHON_DESCRIPTION}"
+}
+
+# Set by python::check_runtime: the version of the runtime it checked, e.g. 3.13.15.
+TD_RUNTIME_VERSION=""
+
+# Fails the build unless PYTHON, a runtime just unpacked from URL, runs on this machine and
+# is new enough. Sets TD_RUNTIME_VERSION.
+function python::check_runtime() {
+	local python="${1}" url="${2}"
+	if ! TD_RUNTIME_VERSION="$(utils::python_version "${python}")"; then
+		python::_fail_unusable "${url}" "bin/python3 did not run on this build machine"
+	fi
+	if ! utils::version_at_least "${TD_RUNTIME_VERSION}" "${TD_PYTHON_MIN_MAJOR}" "${TD_PYTHON_MIN_MINOR}"; then
+		python::_fail_unusable "${url}" "it is Python ${TD_RUNTIME_VERSION}; traffic-duplicator needs ${TD_PYTHON_MIN_MAJOR}.${TD_PYTHON_MIN_MINOR} or newer"
+	fi
 }
 
 # Unpacks the runtime archive at URL into INSTALL_DIR, downloading it only when CACHE_DIR

@@ -7,11 +7,13 @@
   built at test time with the layout of heroku/python's archives (bin/python3, lib/), and
   records every request it gets.
 - `hooks`: runs bin/detect, bin/compile and bin/release with a Heroku-like environment.
+- `web_round_trip`: starts a built app's web process and sends requests through $PORT.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import http.server
 import io
 import os
@@ -19,13 +21,13 @@ import shutil
 import subprocess
 import tarfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from tests.support import REPO_ROOT
+from tests.support import REPO_ROOT, running, wait_for_port, wait_until
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -287,9 +289,10 @@ class Hooks:
         env.update(extra)
         return env
 
-    def run(self, argv: list[str], env: dict[str, str]) -> HookResult:
+    def run(self, argv: list[str], env: dict[str, str], cwd: Path | None = None) -> HookResult:
         proc = subprocess.run(
             argv,
+            cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -344,3 +347,51 @@ def install_app_python(build_dir: Path) -> Path:
     lib.mkdir()
     (lib / "libpython3.12.so.1.0").write_bytes(b"")
     return python
+
+
+# Starting three processes on a busy 2-core machine can take a few seconds.
+BOOT_TIMEOUT = 30.0
+MIRROR_TIMEOUT = 15.0
+
+
+def http_request(port: int, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+    """One request to 127.0.0.1:port; returns the status and the body."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        headers = {"Content-Type": "text/plain"} if body else {}
+        conn.request(method, path, body=body or None, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def web_round_trip(
+    argv: list[str],
+    *,
+    env: dict[str, str] | None,
+    cwd: Path,
+    port: int,
+    log: Path,
+    requests: list[tuple[str, str, bytes]],
+    mirrored: Callable[[], bool],
+) -> list[tuple[int, bytes]]:
+    """Starts a web process (output to `log`; `env` None means tests.support's), sends
+    `requests` (method, path, body) through $PORT once it listens, waits until `mirrored()`
+    holds, checks the process is still up, and stops it. Returns (status, body) for each."""
+    with (
+        log.open("wb") as output,
+        running(argv, env=env, cwd=cwd, stdout=output, stderr=subprocess.STDOUT) as web,
+    ):
+        try:
+            wait_for_port(port, timeout=BOOT_TIMEOUT)
+            answers = [http_request(port, *request) for request in requests]
+            wait_until(
+                mirrored,
+                timeout=MIRROR_TIMEOUT,
+                message="the requests were not mirrored to the destination",
+            )
+        finally:
+            exit_code = web.poll()
+        assert exit_code is None, log.read_text()
+    return answers

@@ -14,19 +14,13 @@ execs the system python3 (heroku-24).
 
 from __future__ import annotations
 
-import http.client
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.buildpack.conftest import HEROKU_PATH, App, Hooks, RuntimeServer
-from tests.support import RecordingServer, free_port_block, running, wait_for_port, wait_until
-
-# Starting three processes on a busy 2-core machine can take a few seconds.
-BOOT_TIMEOUT = 30.0
-MIRROR_TIMEOUT = 15.0
+from tests.buildpack.conftest import HEROKU_PATH, App, Hooks, RuntimeServer, web_round_trip
+from tests.support import RecordingServer, free_port_block
 
 
 def _web_command(build_dir: Path) -> str:
@@ -52,17 +46,6 @@ def _dyno_argv(app: App, port: int) -> list[str]:
     ]
 
 
-def _request(port: int, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        headers = {"Content-Type": "text/plain"} if body else {}
-        conn.request(method, path, body=body or None, headers=headers)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
-
-
 @pytest.mark.parametrize("stack", ["heroku-22", "heroku-24"])
 def test_dyno_answers_through_port_and_mirrors_to_the_destination(
     hooks: Hooks, runtime_server: RuntimeServer, stack: str
@@ -78,30 +61,15 @@ def test_dyno_answers_through_port_and_mirrors_to_the_destination(
 
         port = free_port_block(3)
         log = app.home / "dyno.log"
-        with (
-            log.open("wb") as output,
-            running(
-                _dyno_argv(app, port),
-                env=None,
-                cwd=app.build_dir,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            ) as dyno,
-        ):
-            try:
-                wait_for_port(port, timeout=BOOT_TIMEOUT)
-                answers = [
-                    _request(port, "GET", "/hello?from=test"),
-                    _request(port, "POST", "/orders", b'{"qty": 3}'),
-                ]
-                wait_until(
-                    lambda: destination.count() >= 2,
-                    timeout=MIRROR_TIMEOUT,
-                    message="the requests were not mirrored to the destination",
-                )
-            finally:
-                exit_code = dyno.poll()
-            assert exit_code is None, log.read_text()
+        answers = web_round_trip(
+            _dyno_argv(app, port),
+            env=None,
+            cwd=app.build_dir,
+            port=port,
+            log=log,
+            requests=[("GET", "/hello?from=test", b""), ("POST", "/orders", b'{"qty": 3}')],
+            mirrored=lambda: destination.count() >= 2,
+        )
 
         # Answered by the app itself.
         assert answers == [

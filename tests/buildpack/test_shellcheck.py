@@ -13,6 +13,7 @@ SHELL_FILES = [
     "bin/detect",
     "bin/compile",
     "bin/release",
+    "bin/build",
     "bin/start-traffic-duplicator",
     *sorted(str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "lib").glob("*.sh")),
 ]
@@ -32,5 +33,5 @@ def test_shell_sources_pass_shellcheck() -> None:
 
 
 def test_hooks_are_executable() -> None:
-    for name in ("detect", "compile", "release", "start-traffic-duplicator"):
+    for name in ("detect", "compile", "release", "build", "start-traffic-duplicator"):
         assert (REPO_ROOT / "bin" / name).stat().st_mode & 0o111, name
