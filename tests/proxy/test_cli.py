@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from tests.support import engine_argv, free_port, python_env
+from tests.support import free_port, run_module
 from traffic_duplicator import __version__
 from traffic_duplicator.addr import Address
 from traffic_duplicator.errors import UserError
@@ -120,21 +118,12 @@ def test_mistakes_name_the_flag_or_value_in_one_line(argv: list[str], named: str
     assert caught.value.exit_status == 2
 
 
-def _run_proxy(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        engine_argv("traffic_duplicator.proxy", *args),
-        env=python_env(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize("word", ["-h", "--help"])
 def test_help_prints_usage_and_starts_nothing(word: str) -> None:
     port = free_port()
-    result = _run_proxy(word, "-l", f"127.0.0.1:{port}", "-r", "127.0.0.1:9")
+    result = run_module(
+        "traffic_duplicator.proxy", word, "-l", f"127.0.0.1:{port}", "-r", "127.0.0.1:9"
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: python -m traffic_duplicator.proxy ")
     assert "--drain-timeout SECONDS" in result.stdout
@@ -142,7 +131,7 @@ def test_help_prints_usage_and_starts_nothing(word: str) -> None:
 
 
 def test_version_prints_the_package_version() -> None:
-    result = _run_proxy("--version")
+    result = run_module("traffic_duplicator.proxy", "--version")
     assert result.returncode == 0, result.stderr
     assert (
         result.stdout == f"python -m traffic_duplicator.proxy (traffic-duplicator) {__version__}\n"

@@ -2,38 +2,27 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from tests.support import engine_argv, free_port, python_env
+from tests.support import free_port, run_module
 from traffic_duplicator import __version__
 from traffic_duplicator.options import FLAGS
 from traffic_duplicator.replay.usage import asks_for, usage
 
 
-def _run_replayer(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        engine_argv("traffic_duplicator.replay", *args),
-        env=python_env(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize("word", ["-h", "-help", "--help"])
 def test_help_prints_usage_and_starts_nothing(word: str) -> None:
     port = free_port()
-    result = _run_replayer(word, "--input-http", f"127.0.0.1:{port}", "--output-null")
+    result = run_module(
+        "traffic_duplicator.replay", word, "--input-http", f"127.0.0.1:{port}", "--output-null"
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: python -m traffic_duplicator.replay --input-http ")
     assert result.stderr == ""  # no at=start: nothing listened
 
 
 def test_version_prints_the_package_version() -> None:
-    result = _run_replayer("--version")
+    result = run_module("traffic_duplicator.replay", "--version")
     assert result.returncode == 0, result.stderr
     assert (
         result.stdout == f"python -m traffic_duplicator.replay (traffic-duplicator) {__version__}\n"

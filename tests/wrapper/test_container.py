@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import RecordingServer, wait_for_port, wait_until
+from tests.support import RecordingServer, running, wait_for_port, wait_until
 from tests.wrapper.harness import (
     SHUTDOWN_TIMEOUT,
     WRAPPER,
@@ -80,22 +80,12 @@ def in_pid_namespace(workdir: Path, port: int, app: str, **extra: str) -> Iterat
     unshare = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
     argv = [*unshare, *_wrapper_command(), "sh", "-c", app]
     out, err = workdir / "wrapper.out", workdir / "wrapper.err"
-    with open(out, "wb") as stdout, open(err, "wb") as stderr:
-        outer = subprocess.Popen(
-            argv,
-            env=env,
-            cwd=workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=stderr,
-            start_new_session=True,
-        )
-    try:
-        yield Wrapper(outer, port, workdir, out, err)
-    finally:
-        if outer.poll() is None:
-            os.killpg(outer.pid, signal.SIGKILL)
-        outer.wait(10)
+    with (
+        open(out, "wb") as stdout,
+        open(err, "wb") as stderr,
+        running(argv, env, workdir, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr) as proc,
+    ):
+        yield Wrapper(proc, port, workdir, out, err)
 
 
 def test_as_pid_1_sigterm_to_the_wrapper_alone_drains_everything_and_leaves_nothing(
