@@ -123,6 +123,18 @@ def engine_argv(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
+def run_module(module: str, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    """Run one of our modules to completion (for commands that exit at once), text output."""
+    return subprocess.run(
+        engine_argv(module, *args),
+        env=python_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 @dataclass
 class RecordedRequest:
     """One request as a destination saw it: the raw bytes and h11's reading of them."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support import free_port, run_module
+from traffic_duplicator import __version__
 from traffic_duplicator.addr import Address
 from traffic_duplicator.errors import UserError
 from traffic_duplicator.proxy.cli import parse_args, parse_size
@@ -114,3 +116,23 @@ def test_mistakes_name_the_flag_or_value_in_one_line(argv: list[str], named: str
     assert named in message
     assert "\n" not in message
     assert caught.value.exit_status == 2
+
+
+@pytest.mark.parametrize("word", ["-h", "--help"])
+def test_help_prints_usage_and_starts_nothing(word: str) -> None:
+    port = free_port()
+    result = run_module(
+        "traffic_duplicator.proxy", word, "-l", f"127.0.0.1:{port}", "-r", "127.0.0.1:9"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: python -m traffic_duplicator.proxy ")
+    assert "--drain-timeout SECONDS" in result.stdout
+    assert result.stderr == ""
+
+
+def test_version_prints_the_package_version() -> None:
+    result = run_module("traffic_duplicator.proxy", "--version")
+    assert result.returncode == 0, result.stderr
+    assert (
+        result.stdout == f"python -m traffic_duplicator.proxy (traffic-duplicator) {__version__}\n"
+    )

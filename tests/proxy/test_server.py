@@ -67,12 +67,12 @@ def test_the_drain_timeout_cuts_an_exchange_that_takes_too_long(tmp_path: Path) 
         proxy(tmp_path, app.port, args=("--drain-timeout", "0.5")) as front,
         Client(front.port) as client,
     ):
-        client.send(b"GET /slow?delay=5 HTTP/1.1\r\nHost: a\r\n\r\n")
+        # The app would take a minute: the proxy exits within EXIT_WAIT only if the drain
+        # timeout cut the exchange.
+        client.send(b"GET /slow?delay=60 HTTP/1.1\r\nHost: a\r\n\r\n")
         wait_until(lambda: len(app.requests) == 1, message="request in flight")
-        started = time.monotonic()
         front.proc.send_signal(signal.SIGINT)
         assert front.proc.wait(EXIT_WAIT) == 0
-        assert time.monotonic() - started < 4.5  # not the 5 s the app would take
         with pytest.raises(ConnectionError):
             client.read()
     assert front.log().splitlines()[-1] == "at=exit status=0 cut=1"

@@ -327,3 +327,32 @@ def run_wrapper(
         check=False,
         start_new_session=True,
     )
+
+
+def established(port: int) -> int:
+    """How many TCP connections to a local `port` are established right now (/proc/net)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table, encoding="ascii") as handle:
+                rows = handle.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == "01":  # 01: ESTABLISHED
+                count += 1
+    return count
+
+
+def engine_lines(wrapper: Wrapper, process: str, **match: str) -> list[dict[str, str]]:
+    """An engine's own logfmt lines (`process | at=...`) whose fields include every `match`."""
+    prefix = f"{process} | "
+    found = []
+    for line in wrapper.stderr().splitlines():
+        if line.startswith(prefix):
+            fields = parse_logfmt(line[len(prefix) :])
+            if all(fields.get(k) == v for k, v in match.items()):
+                found.append(fields)
+    return found

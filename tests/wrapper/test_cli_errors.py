@@ -182,12 +182,21 @@ def test_bad_setting_names_the_variable(
 
 
 def test_help_and_version_exit_zero(app_dir: Path) -> None:
-    result = run_wrapper(app_dir, ["--help"])
-    assert result.returncode == 0
-    assert result.stdout.startswith("usage: start-traffic-duplicator COMMAND")
+    for word in ("--help", "-h"):
+        result = run_wrapper(app_dir, [word])
+        assert result.returncode == 0
+        assert result.stdout.startswith("usage: start-traffic-duplicator COMMAND")
     result = run_wrapper(app_dir, ["--version"])
     assert result.returncode == 0
     assert result.stdout.startswith("start-traffic-duplicator ")
+
+
+def test_help_starts_nothing_and_needs_nothing(tmp_path: Path) -> None:
+    # No options file, no $PORT, a command that does not exist: help reads none of them.
+    for word in ("--help", "-h", "--version"):
+        result = run_wrapper(tmp_path, [word, "no-such-program"], unset=("PORT",))
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == ""
 
 
 def test_console_script_and_module_are_the_same_command(app_dir: Path) -> None:

@@ -7,12 +7,11 @@ import tempfile
 
 import pytest
 
+from traffic_duplicator.wrapper.output import MAX_LINE, LinePump
 from traffic_duplicator.wrapper.process import (
-    MAX_LINE,
     Child,
     ChildSpec,
     ChildState,
-    LinePump,
     exit_status,
     signal_name,
 )

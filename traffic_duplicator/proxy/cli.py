@@ -1,7 +1,7 @@
 """Command line: em-proxy's flags plus our own long options, turned into a frozen ProxyConfig.
 
 A mistake gives one line naming the flag or value and exit status 2, never a traceback or
-argparse's multi-line usage text.
+argparse's multi-line usage text. `-h`/`--help` and `--version` print and exit 0.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from traffic_duplicator import __version__
 from traffic_duplicator.addr import Address, parse_host_port
 from traffic_duplicator.errors import AddressError, UserError
 from traffic_duplicator.logs import EventLog
@@ -102,8 +103,16 @@ def _build_parser() -> _Parser:
         description="Tee proxy: relay each client connection to -r, copy its requests to -d.",
         allow_abbrev=False,
     )
-    parser.add_argument("-l", "--listen", required=True, metavar="PORT|HOST:PORT")
-    parser.add_argument("-r", "--relay", required=True, metavar="HOST:PORT")
+    parser.add_argument(
+        "-l",
+        "--listen",
+        required=True,
+        metavar="PORT|HOST:PORT",
+        help="where clients connect; a bare PORT listens on every address, IPv6 and IPv4",
+    )
+    parser.add_argument(
+        "-r", "--relay", required=True, metavar="HOST:PORT", help="the app; its answers go back"
+    )
     parser.add_argument(
         "-d",
         "--duplex",
@@ -112,7 +121,12 @@ def _build_parser() -> _Parser:
         metavar="HOST:PORT[,HOST:PORT...]",
         help="mirror target; gor://HOST:PORT gets GoReplay TCP framing (repeatable)",
     )
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log each connection opened and closed"
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"{PROG} (traffic-duplicator) {__version__}"
+    )
     parser.add_argument(
         "--mirror-buffer",
         default=str(DEFAULT_MIRROR_BUFFER),

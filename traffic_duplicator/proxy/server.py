@@ -1,4 +1,4 @@
-"""The listener, the periodic counters, signals and the shutdown sequence."""
+"""The listener, the periodic counters and the shutdown sequence."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import asyncio
 import gc
 import ipaddress
 import os
-import signal
 import socket
 from typing import Any
 
@@ -18,12 +17,12 @@ from traffic_duplicator.proxy.config import ProxyConfig
 from traffic_duplicator.proxy.counters import RelayCounters, stats_lines
 from traffic_duplicator.proxy.mirror import MirrorTarget
 from traffic_duplicator.proxy.relay import ClientSide, RelayContext
+from traffic_duplicator.signals import ShutdownSignals
 
 # After the relays are done, mirrors get this long to send what they still hold.
 MIRROR_FLUSH_TIMEOUT = 2.0
 MIRROR_FLUSH_POLL = 0.02
 ERROR_LOG_INTERVAL = 5.0
-SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def resolve(address: Address) -> str:
@@ -41,23 +40,6 @@ def resolve(address: Address) -> str:
     except OSError:
         return address.host
     return str(infos[0][4][0]) if infos else address.host
-
-
-class Signals:
-    """Signal handlers only record; the shutdown sequence acts on what they recorded."""
-
-    def __init__(self) -> None:
-        self.received: list[str] = []
-        self.stop = asyncio.Event()  # the first signal: drain
-        self.hurry = asyncio.Event()  # a second one: stop waiting for connections
-
-    def record(self, name: str) -> None:
-        self.received.append(name)
-        (self.hurry if self.stop.is_set() else self.stop).set()
-
-    def install(self, loop: asyncio.AbstractEventLoop) -> None:
-        for sig in SIGNALS:
-            loop.add_signal_handler(sig, self.record, sig.name)
 
 
 class ProxyServer:
@@ -101,7 +83,7 @@ class ProxyServer:
 
     async def serve(self, sock: socket.socket) -> int:
         loop = asyncio.get_running_loop()
-        signals = Signals()
+        signals = ShutdownSignals()
         signals.install(loop)
         server = await loop.create_server(
             lambda: ClientSide(self.context), sock=sock, backlog=DEFAULT_BACKLOG
@@ -129,7 +111,7 @@ class ProxyServer:
         await self._shutdown(server, signals)
         return 0
 
-    async def _shutdown(self, server: asyncio.AbstractServer, signals: Signals) -> None:
+    async def _shutdown(self, server: asyncio.AbstractServer, signals: ShutdownSignals) -> None:
         """Stop accepting, drain the connections, flush the mirrors, log the counters."""
         context = self.context
         self.log.event(at="shutdown", signal=signals.received[0], open=len(context.relays))
@@ -138,15 +120,7 @@ class ProxyServer:
         # 2. Idle keep-alive connections close now; the others after their last response.
         context.drain()
         # 3. Wait for those, up to the drain timeout (a second signal cuts it short).
-        waits = [
-            asyncio.ensure_future(context.all_closed.wait()),
-            asyncio.ensure_future(signals.hurry.wait()),
-        ]
-        _, pending = await asyncio.wait(
-            waits, timeout=self.config.drain_timeout, return_when=asyncio.FIRST_COMPLETED
-        )
-        for waiter in pending:
-            waiter.cancel()
+        await signals.finish(context.all_closed.wait(), self.config.drain_timeout)
         cut = len(context.relays)
         for relay in list(context.relays):
             relay.abort()

@@ -1,5 +1,7 @@
 """Command line: `python -m traffic_duplicator.replay --input-http [HOST]:PORT [options...]`.
 
+`-h`/`--help` and `--version` as the first word print and exit 0, starting nothing.
+
 The words go through the same flag table as config/gor.options. A user's mistake (bad
 flag or value, port in use, unwritable output file) is one line on stderr and exit 2.
 """
@@ -15,12 +17,17 @@ from traffic_duplicator.logs import EventLog
 from traffic_duplicator.options import parse_argv
 from traffic_duplicator.replay.config import build_config
 from traffic_duplicator.replay.engine import Engine
+from traffic_duplicator.replay.usage import asks_for, usage, version
 
 SOURCE = "replayer"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    wanted = asks_for(args)
+    if wanted is not None:
+        sys.stdout.write(usage() if wanted == "help" else version() + "\n")
+        return 0
     log = EventLog(None)
     try:
         options = parse_argv(args, source=SOURCE)

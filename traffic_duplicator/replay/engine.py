@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-import signal
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -20,6 +19,7 @@ from traffic_duplicator.replay.output_http import HttpOutput
 from traffic_duplicator.replay.output_stream import NullOutput, StreamOutput
 from traffic_duplicator.replay.request import Request
 from traffic_duplicator.replay.stats import InputStats, OutputStats
+from traffic_duplicator.signals import Ending, ShutdownSignals
 
 
 class Output(Protocol):
@@ -46,9 +46,7 @@ class Engine:
         self.input_stats = InputStats()
         self.outputs: list[Output] = []
         self._next = 0
-        self._stop: asyncio.Event | None = None
-        self._abort: asyncio.Event | None = None
-        self._signals = 0
+        self.signals = ShutdownSignals()
 
     def submit(self, request: Request) -> None:
         """Hand one request to the outputs: every output, or the next one with --split-output."""
@@ -93,8 +91,7 @@ class Engine:
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         config = self.config
-        self._stop = asyncio.Event()
-        self._abort = asyncio.Event()
+        signals = self.signals
         conns: set[HttpInputProtocol | TcpInputProtocol] = set()
         servers: list[asyncio.base_events.Server] = []
         sockets = []
@@ -120,8 +117,7 @@ class Engine:
             for i, spec in enumerate(config.inputs)
             if spec.kind is InputKind.FILE
         ]
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self._on_signal, signum)
+        signals.install(loop)
         for spec, sock in sockets:
             host, port = sock.getsockname()[:2]
             self.log.event(
@@ -144,9 +140,11 @@ class Engine:
                 )
         stats_task = loop.create_task(self._report(), name="stats") if config.stats else None
         exit_timer = (
-            loop.call_later(config.exit_after, self._stop.set) if config.exit_after > 0 else None
+            loop.call_later(config.exit_after, signals.request_stop)
+            if config.exit_after > 0
+            else None
         )
-        waiters: list[asyncio.Future[Any]] = [loop.create_task(self._stop.wait(), name="stop")]
+        waiters: list[asyncio.Future[Any]] = [loop.create_task(signals.stop.wait(), name="stop")]
         if file_tasks and not servers:
             waiters.append(loop.create_task(_all(file_tasks), name="inputs-done"))
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
@@ -154,21 +152,12 @@ class Engine:
             waiter.cancel()
         if exit_timer is not None:
             exit_timer.cancel()
+        if signals.received:
+            self.log.event(at="signal", signal=signals.received[0], action="flush")
         await self._shutdown(servers, conns, file_tasks)
         if stats_task is not None:
             stats_task.cancel()
         return 0
-
-    def _on_signal(self, signum: int) -> None:
-        # The handler only records; the run loop acts on it.
-        self._signals += 1
-        assert self._stop is not None and self._abort is not None
-        if self._signals == 1:
-            self.log.event(at="signal", signal=signal.Signals(signum).name, action="flush")
-            self._stop.set()
-        else:
-            self.log.event(at="signal", signal=signal.Signals(signum).name, action="abandon")
-            self._abort.set()
 
     async def _shutdown(
         self,
@@ -187,18 +176,9 @@ class Engine:
         # 2. Give queued requests up to the flush timeout (a second signal cuts it short).
         pending = sum(o.pending for o in self.outputs)
         self.log.event(at="flush", pending=pending, timeout=self.config.flush_timeout)
-        assert self._abort is not None
-        drain: asyncio.Future[Any] = asyncio.ensure_future(
-            asyncio.gather(*(o.drain() for o in self.outputs))
-        )
-        abort: asyncio.Future[Any] = asyncio.ensure_future(self._abort.wait())
-        await asyncio.wait(
-            [drain, abort], timeout=self.config.flush_timeout, return_when=asyncio.FIRST_COMPLETED
-        )
-        for future in (drain, abort):
-            future.cancel()
-        # Collect the cancelled waits, so asyncio has no unretrieved exception to report.
-        await asyncio.gather(drain, abort, return_exceptions=True)
+        drain = asyncio.gather(*(o.drain() for o in self.outputs))
+        if await self.signals.finish(drain, self.config.flush_timeout) is Ending.HURRIED:
+            self.log.event(at="signal", signal=self.signals.signal_name(1), action="abandon")
         # 3. Close outputs; whatever is still queued or in flight is abandoned, and said so.
         abandoned = sum(o.close() for o in self.outputs)
         self.report(final=True)

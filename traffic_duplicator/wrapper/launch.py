@@ -21,6 +21,7 @@ from traffic_duplicator.options import (
     load_options,
     validate_options_file,
 )
+from traffic_duplicator.wrapper.budget import ShutdownBudget
 from traffic_duplicator.wrapper.command import check_program
 from traffic_duplicator.wrapper.engines import (
     EngineCommands,
@@ -38,13 +39,10 @@ from traffic_duplicator.wrapper.ports import (
 )
 from traffic_duplicator.wrapper.process import ChildSpec
 from traffic_duplicator.wrapper.restarts import proxy_policy, replayer_policy
+from traffic_duplicator.wrapper.runner import run
 from traffic_duplicator.wrapper.settings import Settings, read_settings
-from traffic_duplicator.wrapper.supervisor import Supervisor, SupervisorPlan
+from traffic_duplicator.wrapper.supervisor import SupervisorPlan
 
-# Shares of the shutdown timeout the built-in engines get for their own graceful stop, so
-# that a drain or a flush ends before our deadline SIGKILLs it.
-DRAIN_SHARE = 0.6
-FLUSH_SHARE = 0.6
 PACKAGE_DIR = Path(traffic_duplicator.__file__).resolve().parent
 
 
@@ -64,7 +62,6 @@ def _log_plan(
     ports: PortPlan,
     options: GorOptions,
     plan: EnginePlan,
-    rewritten: RewrittenCommand,
 ) -> None:
     log.event(
         at="config", port=ports.public, app_port=ports.app, replayer_port=ports.replayer,
@@ -85,6 +82,9 @@ def _log_plan(
     )
     for notice in deprecation_notices(options):
         log.event(at="warning", message=notice)
+
+
+def _log_rewrites(log: EventLog, rewritten: RewrittenCommand) -> None:
     for rewrite in rewritten.rewrites:
         log.event(at="rewrite", position=rewrite.position, old=rewrite.old, new=rewrite.new)
     for kept in rewritten.kept:
@@ -111,15 +111,18 @@ def launch(command: Sequence[str], env: Mapping[str, str], cwd: Path, log: Event
 
     rewritten = rewrite_command(command, ports.public, ports.app)
     timeout = settings.supervision.shutdown_timeout
+    # The engines' own timeouts: the most their stage of the shutdown can get.
+    budget = ShutdownBudget(timeout)
     commands = engine_commands(
         plan,
         ports,
         options.argv,
         sys.executable,
-        drain_timeout=timeout * DRAIN_SHARE,
-        flush_timeout=timeout * FLUSH_SHARE,
+        drain_timeout=budget.drain_timeout,
+        flush_timeout=budget.flush_timeout,
     )
-    _log_plan(log, settings=settings, ports=ports, options=options, plan=plan, rewritten=rewritten)
+    _log_plan(log, settings=settings, ports=ports, options=options, plan=plan)
+    _log_rewrites(log, rewritten)
     engines = engine_env(env)
     app_env = {**env, "PORT": str(ports.app)}
     supervisor_plan = SupervisorPlan(
@@ -134,4 +137,4 @@ def launch(command: Sequence[str], env: Mapping[str, str], cwd: Path, log: Event
         proxy_policy=proxy_policy(),
         replayer_summary=_replayer_summary(commands, options, settings),
     )
-    return Supervisor(supervisor_plan, log).run()
+    return run(supervisor_plan, log)

@@ -152,6 +152,36 @@ def _bare_number_owner(argv: Sequence[str], position: int) -> str | None:
     return None
 
 
+def _split_option(word: str) -> tuple[str, str, str]:
+    """(prefix, value, option name) of `--name=value` or `-Xvalue`; else ("", word, "")."""
+    for pattern in (_LONG_WITH_VALUE, _SHORT_ATTACHED):
+        match = pattern.fullmatch(word)
+        if match:
+            return match["prefix"], match["value"], match["name"]
+    return "", word, ""
+
+
+def _is_port_option(prefix: str, option_name: str) -> bool:
+    if prefix.endswith("="):
+        return bool(_PORT_OPTION_NAME.search(option_name))
+    return option_name in _PORT_SHORT_OPTIONS
+
+
+def _rewrite_whole_value(
+    argv: Sequence[str], position: int, prefix: str, option_name: str, target: str
+) -> tuple[str, str | None]:
+    """A word whose whole value is the port: rewritten unless it belongs to another option."""
+    word = argv[position]
+    if prefix:
+        if _is_port_option(prefix, option_name):
+            return prefix + target, None
+        return word, f"value of {prefix.rstrip('=')}"
+    owner = _bare_number_owner(argv, position)
+    if owner is None:
+        return target, None
+    return word, f"value of {owner}"
+
+
 def _rewrite_word(
     argv: Sequence[str], position: int, original: str, target: str
 ) -> tuple[str, str | None]:
@@ -160,24 +190,9 @@ def _rewrite_word(
     if _ENV_REFERENCE.search(word):
         # An unexpanded reference names the port wherever it stands.
         return _ENV_REFERENCE.sub(target, word), None
-    prefix, value, option_name = "", word, ""
-    for pattern in (_LONG_WITH_VALUE, _SHORT_ATTACHED):
-        match = pattern.fullmatch(word)
-        if match:
-            prefix, value, option_name = match["prefix"], match["value"], match["name"]
-            break
+    prefix, value, option_name = _split_option(word)
     if value == original:
-        if not prefix:
-            owner = _bare_number_owner(argv, position)
-            if owner is None:
-                return target, None
-            return word, f"value of {owner}"
-        if prefix.endswith("="):
-            if _PORT_OPTION_NAME.search(option_name):
-                return prefix + target, None
-        elif option_name in _PORT_SHORT_OPTIONS:
-            return prefix + target, None
-        return word, f"value of {prefix.rstrip('=')}"
+        return _rewrite_whole_value(argv, position, prefix, option_name, target)
     span = _port_span(value, original)
     if span is None:
         return word, None
