@@ -30,6 +30,7 @@ in `health` says. The two framings (raw HTTP, gor) are strategies in `framing`.
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING, TypedDict
 
 from traffic_duplicator.logs import EventLog, LogValue, RateLimitedLog
 from traffic_duplicator.proxy.config import MirrorConfig, TargetKind, TargetSpec
@@ -38,6 +39,9 @@ from traffic_duplicator.proxy.counters import TargetCounters
 from traffic_duplicator.proxy.dialer import Clock, Dial, TcpDialer
 from traffic_duplicator.proxy.framing import Framing, GorFraming, RawHttp
 from traffic_duplicator.proxy.health import TargetHealth, TargetState
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's from Python 3.11 on
 
 __all__ = ["MirrorConnection", "MirrorTarget"]  # tap imports both from here
 
@@ -53,6 +57,14 @@ WATCHDOG_INTERVAL = 0.5
 MAX_EXTRA_CONNECTIONS = 64
 
 
+class TargetOptions(TypedDict, total=False):
+    """MirrorTarget's optional keywords."""
+
+    verbose: bool  # log every connection the target closes
+    loop: Clock  # default: the running loop; transcript tests pass a fake clock
+    dial: Dial  # default: TCP to `host`; transcript tests pass a fake
+
+
 class MirrorTarget:
     """One duplex target: its connections, its counters and its drop policy."""
 
@@ -64,9 +76,7 @@ class MirrorTarget:
         host: str,
         errors: RateLimitedLog,
         log: EventLog,
-        verbose: bool = False,
-        loop: Clock | None = None,
-        dial: Dial | None = None,
+        **options: Unpack[TargetOptions],
     ) -> None:
         self.name = str(spec)
         self._framing: Framing = GorFraming() if spec.kind is TargetKind.GOR else RawHttp()
@@ -87,13 +97,13 @@ class MirrorTarget:
         self._health = TargetHealth()
         self._errors = errors
         self._log = log
-        self._verbose = verbose
+        self._verbose = options.get("verbose", False)
         self._closing = False
         self._request_limit = MAX_REQUESTS_PER_CONNECTION
         self._watchdog: Cancellable | None = None
         # The proxy builds its targets before its loop runs: the running loop is the default.
-        self._clock = loop
-        self._dial: Dial = dial or TcpDialer(host, spec.address.port, self.name)
+        self._clock = options.get("loop")
+        self._dial = options.get("dial") or TcpDialer(host, spec.address.port, self.name)
 
     def _loop(self) -> Clock:
         return self._clock if self._clock is not None else asyncio.get_running_loop()
