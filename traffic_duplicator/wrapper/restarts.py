@@ -29,11 +29,8 @@ class RestartPolicy:
 
     @property
     def backoff(self) -> BackoffPolicy:
+        """The package's one backoff with these figures (traffic_duplicator/backoff.py)."""
         return BackoffPolicy(base=self.backoff_base, cap=self.backoff_cap)
-
-    def delay(self, attempt: int) -> float:
-        """The wait before restart number `attempt` (0-based) in a run of crashes."""
-        return self.backoff.delay(attempt)
 
 
 def replayer_policy(backoff_base: float) -> RestartPolicy:
