@@ -304,6 +304,25 @@ def test_a_stream_that_falls_behind_is_reset_then_no_connection_opens_for_a_paus
     assert (t.take(), t.state) == (["dial 2"], UP)
 
 
+def test_requests_queued_on_a_connection_cut_before_it_is_up_are_counted() -> None:
+    # Every request ends mirrored, dropped or failed, even one queued on a connection
+    # that a stream sharing it gets reset (or abandoned) before it is established.
+    for cut, counts in (("reset", (0, 3, 0)), ("abandon", (0, 2, 0)), ("refuse", (0, 0, 3))):
+        t = Transcript(buffer_bytes=10_000)
+        t.target.send(request("/a"), close=False)
+        t.target.send(request("/b"), close=False)
+        stream = t.begin("/big", 1_000_000)  # the same iteration: the same connection
+        assert stream is t.conn(1)
+        if cut == "reset":
+            t.target.stream(stream, b"z" * 20_000)  # over the cap while it connects
+        elif cut == "abandon":
+            t.target.abandon(stream)
+        else:
+            t.refuse(1)
+        t.iteration()
+        assert t.counts() == counts, cut
+
+
 def test_a_stream_that_keeps_up_is_never_reset() -> None:
     t = Transcript(buffer_bytes=10_000)
     t.send("/a")

@@ -58,11 +58,11 @@ MAX_EXTRA_CONNECTIONS = 64
 
 
 class TargetOptions(TypedDict, total=False):
-    """MirrorTarget's optional keywords."""
+    """MirrorTarget's optional keywords; transcript tests pass a fake `loop` and `dial`."""
 
     verbose: bool  # log every connection the target closes
-    loop: Clock  # default: the running loop; transcript tests pass a fake clock
-    dial: Dial  # default: TCP to `host`; transcript tests pass a fake
+    loop: Clock  # default: the running loop when needed (targets are built before it runs)
+    dial: Dial  # default: TCP to `host`
 
 
 class MirrorTarget:
@@ -101,7 +101,6 @@ class MirrorTarget:
         self._closing = False
         self._request_limit = MAX_REQUESTS_PER_CONNECTION
         self._watchdog: Cancellable | None = None
-        # The proxy builds its targets before its loop runs: the running loop is the default.
         self._clock = options.get("loop")
         self._dial = options.get("dial") or TcpDialer(host, spec.address.port, self.name)
 
@@ -187,7 +186,7 @@ class MirrorTarget:
     def abandon(self, conn: MirrorConnection) -> None:
         """The client stopped mid-request: the partial copy must not reach the target."""
         if not conn.dead:
-            self._kill(conn)
+            self.counters.dropped += self._kill(conn)
 
     def _written(self, conn: MirrorConnection) -> None:
         """A request is complete on `conn`: mirrored, or queued until it connects."""
@@ -348,8 +347,7 @@ class MirrorTarget:
         """An attempt failed (refused, timed out, unreachable): back off."""
         if conn.dead:
             return  # already forgotten: a reset or a client gone while it connected
-        lost = conn.queued + (1 if conn.owned else 0)
-        self._kill(conn)
+        lost = self._kill(conn) + (1 if conn.owned else 0)
         if self._closing:
             return
         self.counters.failed += lost
@@ -394,11 +392,8 @@ class MirrorTarget:
         )
 
     def _watch(self) -> None:
-        """Make sure the watchdog runs while connections are connecting or retired.
-
-        One timer per target, not one per connection: with `Connection: close` clients
-        a raw target gets a connection per request.
-        """
+        """Make sure the watchdog runs while connections are connecting or retired: one
+        timer per target, as `Connection: close` clients get a raw target a connection each."""
         if self._watchdog is None and not self._closing:
             self._watchdog = self._loop().call_later(WATCHDOG_INTERVAL, self._check_overdue)
 
@@ -412,7 +407,7 @@ class MirrorTarget:
             if not conn.overdue(now):
                 waiting = True
             elif conn.retired:
-                self._kill(conn)
+                self.counters.failed += self._kill(conn)
             else:
                 self.connect_failed(conn, "connect timed out")
         if waiting:
@@ -432,24 +427,26 @@ class MirrorTarget:
             self._watch()
 
     def _reset(self, conn: MirrorConnection, reason: str) -> None:
-        """Cut a stream whose target fell behind: count the request, close the connection."""
-        self._kill(conn)
+        """Cut a stream whose target fell behind: count the request (and any queued behind
+        it on a connection not yet up), close the connection."""
+        self.counters.dropped += self._kill(conn)
         self._drop(reason)
         if reason == "behind":
             self._health.reset(self._loop().time())
 
-    def _kill(self, conn: MirrorConnection) -> None:
-        """Forget `conn` and close it now, abandoning what it has not sent."""
+    def _kill(self, conn: MirrorConnection) -> int:
+        """Forget `conn` and close it now, abandoning what it has not sent.
+
+        Returns how many whole requests it held that never went out (it never connected)
+        for the caller to count: every request is counted mirrored, dropped or failed.
+        """
         conn.dead = True
         conn.discard()
         self.unanswered -= conn.in_flight  # those copies are not in flight any more
         conn.in_flight = conn.uncounted = 0
         conn.weights.clear()
-        if not conn.retired:
-            try:
-                self._conns.remove(conn)
-            except ValueError:
-                pass
+        if not conn.retired and conn in self._conns:
+            self._conns.remove(conn)
         self._live.discard(conn)
         self.backlogged.discard(conn)
         self._health.forget(conn)
@@ -459,6 +456,8 @@ class MirrorTarget:
             conn.transport.abort()
         elif conn.attempt is not None:
             conn.attempt.cancel()
+        lost, conn.queued = conn.queued, 0
+        return lost
 
     def _drop(self, reason: str) -> None:
         """Count a request dropped for `reason`."""
