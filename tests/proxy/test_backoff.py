@@ -1,28 +1,22 @@
-"""Reconnect backoff: doubles while attempts fail, capped, reset by a success."""
+"""The mirror targets' reconnect backoff: the package's one backoff, with the proxy's figures.
+
+The mechanism itself is tested in tests/test_backoff.py.
+"""
 
 from __future__ import annotations
 
-from traffic_duplicator.proxy.backoff import INITIAL_DELAY, MAX_DELAY, Backoff
-
-
-def test_delays_double_up_to_the_cap() -> None:
-    backoff = Backoff(initial=0.1, cap=0.5)
-    assert [backoff.failure() for _ in range(5)] == [0.1, 0.2, 0.4, 0.5, 0.5]
-    assert backoff.failures == 5
-
-
-def test_success_starts_over() -> None:
-    backoff = Backoff(initial=0.1, cap=1.0)
-    backoff.failure()
-    backoff.failure()
-    backoff.success()
-    assert backoff.failures == 0
-    assert backoff.failure() == 0.1
+from traffic_duplicator.backoff import Backoff
+from traffic_duplicator.proxy.health import RECONNECT_BACKOFF
 
 
 def test_default_cap_lets_mirroring_resume_within_two_seconds() -> None:
     # The worst wait after a target comes back is one capped delay plus a connect.
-    assert MAX_DELAY <= 1.0
-    assert INITIAL_DELAY > 0
-    backoff = Backoff()
-    assert max(backoff.failure() for _ in range(50)) == MAX_DELAY
+    assert RECONNECT_BACKOFF.cap <= 1.0
+    assert RECONNECT_BACKOFF.base > 0
+    backoff = Backoff(RECONNECT_BACKOFF)
+    assert max(backoff.failure(now=0.0) for _ in range(50)) == RECONNECT_BACKOFF.cap
+
+
+def test_delays_double_from_fifty_milliseconds() -> None:
+    backoff = Backoff(RECONNECT_BACKOFF)
+    assert [backoff.failure(now=0.0) for _ in range(6)] == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0]

@@ -10,8 +10,10 @@ from tests.proxy.servers import AppServer, Client, Sink, proxy
 from tests.support import RecordingServer, free_port, wait_until
 from traffic_duplicator.gorproto import SEPARATOR, StreamSplitter, decode
 
-# The issue asks for 2 s; the slack is for a loaded test machine, and em-proxy never resumes.
-RESUME_BOUND = 4.0
+# A generous cap on the wait, not a measure of it: how soon a target that comes back is
+# mirrored again (one capped backoff delay) is pinned in fake time by
+# test_mirror_transcripts.py. em-proxy never resumes.
+RESUME_CAP = 20.0
 
 
 def test_mirroring_resumes_on_an_open_keep_alive_connection_after_the_target_restarts(
@@ -33,14 +35,12 @@ def test_mirroring_resumes_on_an_open_keep_alive_connection_after_the_target_res
             assert client.request("GET", f"/down/{i}").status == 200
             time.sleep(0.05)
         with RecordingServer(port=mirror_port) as restarted:
-            back = time.monotonic()
-            while restarted.count() == 0 and time.monotonic() - back < 10:
+
+            def resumed() -> bool:
                 assert client.request("GET", "/after").status == 200
-                time.sleep(0.05)
-            resumed = time.monotonic() - back
-            assert restarted.count() > 0, "mirroring never resumed"
-            print(f"mirroring resumed {resumed:.2f}s after the target came back")
-            assert resumed < RESUME_BOUND, f"resumed after {resumed:.2f}s"
+                return restarted.count() > 0
+
+            wait_until(resumed, timeout=RESUME_CAP, message="mirroring never resumed")
             assert all(r.target == b"/after" for r in restarted.snapshot())
     assert "at=mirror_error" in front.log()
 

@@ -4,6 +4,6 @@ Run as `python -m traffic_duplicator.proxy -l PORT -r HOST:PORT -d HOST:PORT` (e
 command line). Modules, one job each: `cli` (argv to config), `config` (the frozen
 records), `server` (listener, signals, shutdown), `relay` (one client/app pair),
 `tap` (frames a connection's requests and hands them to mirrors), `mirror` (per-target
-connection pools, buffers, drop policy), `backoff`, `responses` (response tracking) and
-`counters`.
+connection pools, buffers, drop policy) with `health` (its state machine), `framing` (raw
+HTTP or gor), `connection` and `dialer`, `responses` (response tracking) and `counters`.
 """

@@ -22,178 +22,47 @@ has its connection reset and is counted `dropped`; the client's next request sta
 another connection. A target that refuses, times out or breaks is `failed`; new
 connections to it wait for a capped backoff, and while it is down its requests fail at
 once instead of waiting anywhere.
+
+May a target get new connections (up, backing off, probing, resetting)? The state machine
+in `health` says. The two framings (raw HTTP, gor) are strategies in `framing`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
-import os
-import time
-from collections import deque
-from typing import Any, cast
+from typing import TYPE_CHECKING, TypedDict
 
-from traffic_duplicator.gorproto import REQUEST, SEPARATOR
-from traffic_duplicator.logs import EventLog, RateLimitedLog
-from traffic_duplicator.proxy.backoff import Backoff
+from traffic_duplicator.logs import EventLog, LogValue, RateLimitedLog
 from traffic_duplicator.proxy.config import MirrorConfig, TargetKind, TargetSpec
+from traffic_duplicator.proxy.connection import Cancellable, Finish, MirrorConnection
 from traffic_duplicator.proxy.counters import TargetCounters
+from traffic_duplicator.proxy.dialer import Clock, Dial, TcpDialer
+from traffic_duplicator.proxy.framing import Framing, GorFraming, RawHttp
+from traffic_duplicator.proxy.health import TargetHealth, TargetState
 
-CONNECT_TIMEOUT = 3.0
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's from Python 3.11 on
+
+__all__ = ["MirrorConnection", "MirrorTarget"]  # tap imports both from here
+
 # Many HTTP servers close a keep-alive connection after N requests (nginx: 1000 since
 # 1.19.10, 100 before; Apache: 100), dropping copies pipelined behind the Nth. We retire
 # a raw-HTTP connection first, cleanly, with a half-close after its last request. A
 # target that closes sooner teaches us its limit (see MirrorTarget.lost).
 MAX_REQUESTS_PER_CONNECTION = 1000
-# A retired connection waits this long for the target to answer and close it.
-RETIRE_LINGER = 30.0
 WATCHDOG_INTERVAL = 0.5
-# After a stream was reset for falling behind, no new connection is opened for this long:
-# a target that stalls must not get a fresh connection for every large request.
-REOPEN_AFTER_RESET = 0.25
-# What a raw-HTTP request that arrived in pieces (a stream) weighs, at most, among the
-# unanswered bytes once it is complete (see MirrorTarget.end).
-STREAM_IN_FLIGHT = 64 * 1024
 # Connections beyond the pool size, opened when every pooled one is owned by a stream
 # (or, with `Connection: close` clients, one per request). Retired connections count:
 # at this many open connections no new one is opened.
 MAX_EXTRA_CONNECTIONS = 64
-_SEPARATOR_TAIL = len(SEPARATOR) - 1
 
 
-class Finish(enum.IntEnum):
-    """What a retired connection does once its last bytes are handed to the transport."""
+class TargetOptions(TypedDict, total=False):
+    """MirrorTarget's optional keywords; transcript tests pass a fake `loop` and `dial`."""
 
-    NONE = 0
-    HALF_CLOSE = 1  # raw HTTP: the target answers, sees our EOF and closes
-    CLOSE = 2  # gor: there is nothing to answer
-
-
-class MirrorConnection(asyncio.Protocol):
-    """One connection to a target; it discards whatever the target answers."""
-
-    __slots__ = (
-        "answered",
-        "chunks",
-        "chunks_size",
-        "close_after",
-        "dead",
-        "finish",
-        "in_flight",
-        "owned",
-        "queued",
-        "requests",
-        "retired",
-        "since",
-        "streamed",
-        "tail",
-        "target",
-        "task",
-        "timed_out",
-        "transport",
-        "uncounted",
-        "weights",
-    )
-
-    def __init__(self, target: MirrorTarget) -> None:
-        self.target = target
-        self.transport: asyncio.Transport | None = None
-        self.chunks: list[bytes] = []  # written, not yet handed to the transport
-        self.chunks_size = 0
-        self.queued = 0  # whole requests written before the connection was up
-        self.requests = 0  # requests written to this connection
-        self.owned = False  # a stream is writing a request to it
-        self.close_after = False  # the owning stream's request ends the connection
-        self.retired = False  # takes no new requests
-        self.finish = Finish.NONE
-        self.dead = False  # reset or broken: every further write is ignored
-        self.tail = b""  # gor streams: the last bytes written, to spot a split separator
-        self.task: asyncio.Task[Any] | None = None
-        self.since = 0.0  # loop time it started connecting, or was retired
-        self.timed_out = False
-        self.answered = 0  # raw HTTP: responses seen (status lines counted, not parsed)
-        # Raw HTTP: what each request not answered yet weighs in the target's
-        # `unanswered` (see MirrorTarget.answered), oldest first.
-        self.weights: deque[int] = deque()
-        self.uncounted = 0  # weight of requests still corked: counted when handed over
-        self.in_flight = 0  # this connection's share of the target's `unanswered`
-        self.streamed = 0  # raw HTTP: bytes of the stream in progress
-
-    def write(self, data: bytes) -> None:
-        target = self.target
-        if not self.chunks:
-            target.dirty(self)
-        self.chunks.append(data)
-        self.chunks_size += len(data)
-        target.unsent += len(data)
-        if self.transport is None:
-            target.waiting += len(data)
-
-    def flush(self) -> None:
-        """Hand the corked bytes to the transport (which must exist), then finish."""
-        transport = self.transport
-        assert transport is not None
-        chunks = self.chunks
-        if chunks:
-            self.chunks = []
-            self.target.unsent -= self.chunks_size
-            self.chunks_size = 0
-            transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
-            if self.uncounted:
-                self.in_flight += self.uncounted
-                self.target.unanswered += self.uncounted
-                self.uncounted = 0
-        if self.finish:
-            if self.finish == Finish.CLOSE:
-                transport.close()  # after the transport's buffer is sent
-            elif transport.can_write_eof():
-                transport.write_eof()
-            self.finish = Finish.NONE
-
-    def discard(self) -> None:
-        """Forget unsent bytes (the connection is gone)."""
-        if self.chunks:
-            self.target.unsent -= self.chunks_size
-            if self.transport is None:
-                self.target.waiting -= self.chunks_size
-            self.chunks = []
-            self.chunks_size = 0
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports do not derive from asyncio.Transport; both have its methods.
-        self.transport = cast(asyncio.Transport, transport)
-        self.target.connected(self)
-
-    def data_received(self, data: bytes) -> None:
-        # Responses are read only so that the target never blocks on them, and counted
-        # roughly (a body could hold "HTTP/1."; it only makes the count generous).
-        seen = data.count(b"HTTP/1.")
-        if seen:
-            self.answered += seen
-            self.target.answered(self, seen)
-
-    def eof_received(self) -> bool:
-        return False  # the target closed: close our side too
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.target.lost(self, exc)
-
-    # With a write buffer limit of 0, "paused" means exactly "the transport holds bytes".
-    def pause_writing(self) -> None:
-        self.target.backlogged.add(self)
-
-    def resume_writing(self) -> None:
-        self.target.backlogged.discard(self)
-
-    def connect_timed_out(self) -> None:
-        self.timed_out = True
-        if self.task is not None:
-            self.task.cancel()
-
-    def overdue(self, now: float) -> bool:
-        """Connecting for too long, or retired and still not closed by the target."""
-        limit = RETIRE_LINGER if self.retired else CONNECT_TIMEOUT
-        return now - self.since > limit and (self.retired or self.transport is None)
+    verbose: bool  # log every connection the target closes
+    loop: Clock  # default: the running loop when needed (targets are built before it runs)
+    dial: Dial  # default: TCP to `host`
 
 
 class MirrorTarget:
@@ -207,18 +76,16 @@ class MirrorTarget:
         host: str,
         errors: RateLimitedLog,
         log: EventLog,
-        verbose: bool = False,
+        **options: Unpack[TargetOptions],
     ) -> None:
         self.name = str(spec)
-        self.gor = spec.kind is TargetKind.GOR
+        self._framing: Framing = GorFraming() if spec.kind is TargetKind.GOR else RawHttp()
         self.counters = TargetCounters()
         self.unsent = 0  # bytes in connections' chunks
         self.waiting = 0  # of those, bytes for connections still being established
         # Raw HTTP: bytes of whole requests handed to transports, not answered yet.
         self.unanswered = 0
         self.backlogged: set[MirrorConnection] = set()  # transports holding unsent bytes
-        self._host = host
-        self._port = spec.address.port
         self._cap = config.buffer_bytes
         self._size = config.connections
         self._conns: list[MirrorConnection] = []  # take requests: pooled, extra, connecting
@@ -227,18 +94,23 @@ class MirrorTarget:
         self._current: MirrorConnection | None = None  # whole requests' pick this iteration
         self._dirty: list[MirrorConnection] = []
         self._flush_scheduled = False
-        self._backoff = Backoff()
-        self._retry_at = 0.0  # non-zero while the target is down: no attempt before it
-        self._probe: MirrorConnection | None = None  # the one attempt while it is down
+        self._health = TargetHealth()
         self._errors = errors
         self._log = log
-        self._verbose = verbose
-        self._id_prefix = os.urandom(8).hex().encode()
-        self._id_counter = 0
+        self._verbose = options.get("verbose", False)
         self._closing = False
         self._request_limit = MAX_REQUESTS_PER_CONNECTION
-        self._watchdog: asyncio.TimerHandle | None = None
-        self._reopen_at = 0.0  # non-zero after a reset: no new connection before it
+        self._watchdog: Cancellable | None = None
+        self._clock = options.get("loop")
+        self._dial = options.get("dial") or TcpDialer(host, spec.address.port, self.name)
+
+    def _loop(self) -> Clock:
+        return self._clock if self._clock is not None else asyncio.get_running_loop()
+
+    @property
+    def state(self) -> TargetState:
+        """Whether the target may get new connections (see `health`)."""
+        return self._health.state
 
     # ---- requests -------------------------------------------------------------------
 
@@ -249,34 +121,30 @@ class MirrorTarget:
         ):
             self._drop("behind")
             return
-        if self.gor:
-            if SEPARATOR in data:
-                self._drop("separator")
-                return
-            data = b"".join((self._gor_header(), data, SEPARATOR))
+        framing = self._framing
+        framed = framing.whole(data)
+        if framed is None:
+            self._drop("separator")
+            return
         conn = self._current  # this iteration's connection, the usual case
         if conn is None or conn.owned:
             conn = self._pick()
             if conn is None:
                 return
-        conn.write(data)
-        conn.requests += 1
-        if conn.transport is not None:
-            self.counters.mirrored += 1
-        else:
-            conn.queued += 1
-        if not self.gor:
-            conn.weights.append(len(data))
-            conn.uncounted += len(data)
-        if not self.gor and (close or conn.requests >= self._request_limit):
-            self._retire(conn, Finish.NONE if close else Finish.HALF_CLOSE)
+        conn.write(framed)
+        self._written(conn)
+        framing.written(conn, len(framed))
+        finish = framing.retire(close, conn.requests, self._request_limit)
+        if finish is not None:
+            self._retire(conn, finish)
 
     def begin(self, data: bytes, close: bool) -> MirrorConnection | None:
         """Start mirroring a request whose end has not arrived; None if it is not mirrored."""
         if self.behind() >= self._cap:
             self._drop("behind")
             return None
-        if self.gor and SEPARATOR in data:
+        framed = self._framing.head(data)
+        if framed is None:
             self._drop("separator")
             return None
         conn = self._pick()
@@ -285,10 +153,8 @@ class MirrorTarget:
         conn.owned = True
         conn.close_after = close
         conn.streamed = len(data)
-        if self.gor:
-            conn.tail = data[-_SEPARATOR_TAIL:]
-            data = self._gor_header() + data
-        conn.write(data)
+        self._framing.started(conn, data)
+        conn.write(framed)
         self._check_stream(conn)
         return conn
 
@@ -296,14 +162,9 @@ class MirrorTarget:
         """More bytes of the request `conn` carries."""
         if conn.dead:
             return
-        if self.gor:
-            if SEPARATOR in data or SEPARATOR in conn.tail + data[:_SEPARATOR_TAIL]:
-                self._reset(conn, "separator")
-                return
-            if len(data) >= _SEPARATOR_TAIL:
-                conn.tail = data[-_SEPARATOR_TAIL:]
-            else:
-                conn.tail = (conn.tail + data)[-_SEPARATOR_TAIL:]
+        if not self._framing.piece(conn, data):
+            self._reset(conn, "separator")
+            return
         conn.streamed += len(data)
         conn.write(data)
         self._check_stream(conn)
@@ -312,31 +173,28 @@ class MirrorTarget:
         """The request `conn` carries is complete."""
         if conn.dead:
             return
-        if self.gor:
-            conn.write(SEPARATOR)
-        else:
-            # While it streamed, a stalled target would have left it behind (and reset
-            # it): at its end, at most its last part can still be unread.
-            weight = min(conn.streamed, STREAM_IN_FLIGHT)
-            conn.weights.append(weight)
-            conn.in_flight += weight
-            self.unanswered += weight
+        framing = self._framing
+        self.unanswered += framing.ended(conn)
         conn.owned = False
+        self._written(conn)
+        finish = framing.retire(conn.close_after, conn.requests, self._request_limit)
+        if finish is not None:
+            self._retire(conn, finish)
+        elif len(self._conns) > self._size:
+            self._retire(conn, framing.surplus_finish)  # shrink back after a burst of streams
+
+    def abandon(self, conn: MirrorConnection) -> None:
+        """The client stopped mid-request: the partial copy must not reach the target."""
+        if not conn.dead:
+            self.counters.dropped += self._kill(conn)
+
+    def _written(self, conn: MirrorConnection) -> None:
+        """A request is complete on `conn`: mirrored, or queued until it connects."""
         conn.requests += 1
         if conn.transport is not None:
             self.counters.mirrored += 1
         else:
             conn.queued += 1
-        if not self.gor and (conn.close_after or conn.requests >= self._request_limit):
-            self._retire(conn, Finish.NONE if conn.close_after else Finish.HALF_CLOSE)
-        elif len(self._conns) > self._size:
-            # Shrink back after a burst of streams.
-            self._retire(conn, Finish.CLOSE if self.gor else Finish.HALF_CLOSE)
-
-    def abandon(self, conn: MirrorConnection) -> None:
-        """The client stopped mid-request: the partial copy must not reach the target."""
-        if not conn.dead:
-            self._kill(conn)
 
     def _check_stream(self, conn: MirrorConnection) -> None:
         if self.behind() > self._cap:
@@ -347,7 +205,7 @@ class MirrorTarget:
         backlogged = self.backlogged
         if not backlogged:
             return 0
-        every = self.gor or not uncounted
+        every = not (uncounted and self._framing.answers)
         return sum(
             conn.transport.get_write_buffer_size()
             for conn in backlogged
@@ -373,10 +231,6 @@ class MirrorTarget:
         conn.in_flight -= released
         self.unanswered -= released
 
-    def _gor_header(self) -> bytes:
-        self._id_counter = (self._id_counter + 1) & 0xFFFFFFFF
-        return b"%s %s%08x %d 0\n" % (REQUEST, self._id_prefix, self._id_counter, time.time_ns())
-
     # ---- corking --------------------------------------------------------------------
 
     def dirty(self, conn: MirrorConnection) -> None:
@@ -384,7 +238,7 @@ class MirrorTarget:
         self._dirty.append(conn)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            self._loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -403,6 +257,42 @@ class MirrorTarget:
         current = self._current
         if current is not None and not current.owned:
             return current
+        free = self._next_free(keeping_up=True)
+        if free is not None:
+            return free
+        health = self._health
+        if health.state is not TargetState.UP:
+            if health.down:
+                return self._pick_while_down()
+            if health.paused(self._loop().time()):
+                return self._free_or_drop("behind")
+        return self._pick_up()
+
+    def _pick_while_down(self) -> MirrorConnection | None:
+        """One attempt at a time, once the backoff has passed; otherwise fail at once."""
+        health = self._health
+        if health.may_probe(self._loop().time()):
+            health.probing(self._open())
+        probe = health.probe
+        if probe is None or probe.owned:
+            self.counters.failed += 1
+            return None
+        self._current = probe
+        return probe
+
+    def _pick_up(self) -> MirrorConnection | None:
+        """Grow the pool to its size, then share it; beyond, open extra connections."""
+        if len(self._live) >= self._size + MAX_EXTRA_CONNECTIONS:
+            # Retired connections still waiting for their answers hold the rest.
+            return self._free_or_drop("connections")
+        if len(self._conns) < self._size:
+            self._current = self._open()
+            return self._current
+        return self._next_free(keeping_up=False) or self._open()
+
+    def _next_free(self, keeping_up: bool) -> MirrorConnection | None:
+        """The next connection in turn that no stream owns (round robin); `keeping_up`:
+        only one that is connected and not behind. It takes this iteration's requests."""
         conns = self._conns
         count = len(conns)
         backlogged = self.backlogged
@@ -410,118 +300,58 @@ class MirrorTarget:
         for offset in range(count):
             index = (start + offset) % count
             conn = conns[index]
-            if not conn.owned and conn.transport is not None and conn not in backlogged:
-                self._next = index + 1
-                self._current = conn
-                return conn
-        if self._retry_at:
-            # Down: one attempt at a time, once the backoff has passed.
-            probe = self._probe
-            if probe is None and asyncio.get_running_loop().time() >= self._retry_at:
-                probe = self._probe = self._open()
-            if probe is None or probe.owned:
-                self.counters.failed += 1
-                return None
-            self._current = probe
-            return probe
-        if self._reopen_at:
-            if asyncio.get_running_loop().time() < self._reopen_at:
-                free = self._any_free(start)
-                if free is None:
-                    self._drop("behind")
-                return free
-            self._reopen_at = 0.0
-        if len(self._live) >= self._size + MAX_EXTRA_CONNECTIONS:
-            # Retired connections still waiting for their answers hold the rest.
-            free = self._any_free(start)
-            if free is None:
-                self._drop("connections")
-            return free
-        if count < self._size:
-            opened = self._current = self._open()
-            return opened
-        free = self._any_free(start)
-        if free is not None:
-            return free
-        return self._open()
-
-    def _any_free(self, start: int) -> MirrorConnection | None:
-        """The next connection not owned by a stream, even one that is behind."""
-        conns = self._conns
-        count = len(conns)
-        for offset in range(count):
-            index = (start + offset) % count
-            conn = conns[index]
-            if not conn.owned:
-                self._next = index + 1
-                self._current = conn
-                return conn
+            if conn.owned or (keeping_up and (conn.transport is None or conn in backlogged)):
+                continue
+            self._next = index + 1
+            self._current = conn
+            return conn
         return None
 
+    def _free_or_drop(self, reason: str) -> MirrorConnection | None:
+        """No new connection may be opened: a free one, or the request is dropped."""
+        free = self._next_free(keeping_up=False)
+        if free is None:
+            self._drop(reason)
+        return free
+
     def _open(self) -> MirrorConnection:
-        loop = asyncio.get_running_loop()
         conn = MirrorConnection(self)
         self._conns.append(conn)
         self._live.add(conn)
-        conn.task = loop.create_task(self._connect(conn), name=f"mirror-connect {self.name}")
-        conn.since = loop.time()
-        self._watch(loop)
+        conn.since = self._loop().time()
+        conn.attempt = self._dial(conn)
+        self._watch()
         return conn
-
-    async def _connect(self, conn: MirrorConnection) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.create_connection(lambda: conn, self._host, self._port)
-        except asyncio.CancelledError:
-            conn.task = None
-            if not conn.timed_out:
-                raise  # shutdown or a reset while connecting: not the target's fault
-            self._connect_failed(conn, "connect timed out")
-        except OSError as exc:
-            conn.task = None
-            self._connect_failed(conn, exc.strerror or type(exc).__name__)
-        else:
-            conn.task = None
 
     def connected(self, conn: MirrorConnection) -> None:
         """A connection is established: send what was written while it connected."""
         transport = conn.transport
         assert transport is not None
+        conn.attempt = None
         if conn.dead or self._closing:
             transport.abort()
             return
         transport.set_write_buffer_limits(high=0)
-        if self._probe is conn:
-            self._probe = None
-        if self._retry_at:
-            self._retry_at = 0.0
-            failures = self._backoff.failures
-            self._backoff.success()
+        attempts = self._health.connected()
+        if attempts is not None:
             # Its own rate-limit key: a flapping target cannot fill the log either.
             self._errors.event(
-                self.name + " up", at="mirror_up", target=self.name, attempts=failures + 1
+                self.name + " up", at="mirror_up", target=self.name, attempts=attempts
             )
         self.counters.mirrored += conn.queued
         conn.queued = 0
         self.waiting -= conn.chunks_size
         conn.flush()
 
-    def _connect_failed(self, conn: MirrorConnection, reason: str) -> None:
-        lost = conn.queued + (1 if conn.owned else 0)
-        self._kill(conn)
+    def connect_failed(self, conn: MirrorConnection, reason: str) -> None:
+        """An attempt failed (refused, timed out, unreachable): back off."""
+        if conn.dead:
+            return  # already forgotten: a reset or a client gone while it connected
+        lost = self._kill(conn) + (1 if conn.owned else 0)
         if self._closing:
             return
         self.counters.failed += lost
-        delay = self._backoff.failure()
-        self._retry_at = asyncio.get_running_loop().time() + delay
-        self._errors.event(
-            self.name,
-            at="mirror_error",
-            target=self.name,
-            error=reason,
-            retry_in=delay,
-            failed=self.counters.failed,
-        )
+        self._back_off(reason, failed=self.counters.failed)
 
     def lost(self, conn: MirrorConnection, exc: Exception | None) -> None:
         """A connection closed, by the target, by a reset of ours, or at shutdown."""
@@ -532,63 +362,56 @@ class MirrorTarget:
         counters = self.counters
         if conn.owned:
             counters.failed += 1  # the stream in progress is cut
-        unanswered = 0 if self.gor else conn.requests - conn.answered
+        unanswered = conn.requests - conn.answered if self._framing.answers else 0
         if unanswered > 0:
             # An HTTP target closed with requests unanswered: those copies are lost.
             counters.mirrored -= unanswered
             counters.failed += unanswered
-        if exc is None:
-            if unanswered > 0 and conn.answered and not conn.retired:
-                # It closed a busy connection after `answered` requests: its limit.
-                self._request_limit = min(self._request_limit, conn.answered)
-                self._errors.event(
-                    self.name,
-                    at="mirror_error",
-                    target=self.name,
-                    error="target closed a connection with requests unanswered",
-                    lost=unanswered,
-                    requests_per_connection=self._request_limit,
-                )
-            elif self._verbose:
-                self._log.event(at="mirror_closed", target=self.name, requests=conn.requests)
-            return
-        # A reset: new connections wait for the backoff, so a target that accepts and
-        # resets gets no more connection attempts than one that refuses.
-        delay = self._backoff.failure()
-        self._retry_at = asyncio.get_running_loop().time() + delay
+        if exc is not None:
+            self._back_off(str(exc) or type(exc).__name__)
+        elif unanswered > 0 and conn.answered and not conn.retired:
+            # It closed a busy connection after `answered` requests: its limit.
+            self._request_limit = min(self._request_limit, conn.answered)
+            self._errors.event(
+                self.name,
+                at="mirror_error",
+                target=self.name,
+                error="target closed a connection with requests unanswered",
+                lost=unanswered,
+                requests_per_connection=self._request_limit,
+            )
+        elif self._verbose:
+            self._log.event(at="mirror_closed", target=self.name, requests=conn.requests)
+
+    def _back_off(self, error: str, **fields: LogValue) -> None:
+        """An attempt failed, or the target reset a connection: new connections wait for
+        the backoff, so a target that accepts and resets gets no more than one that refuses."""
+        delay = self._health.failed(self._loop().time())
         self._errors.event(
-            self.name,
-            at="mirror_error",
-            target=self.name,
-            error=str(exc) or type(exc).__name__,
-            retry_in=delay,
+            self.name, at="mirror_error", target=self.name, error=error, retry_in=delay, **fields
         )
 
-    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Make sure the watchdog runs while connections are connecting or retired.
-
-        One timer per target, not one per connection: with `Connection: close` clients
-        a raw target gets a connection per request.
-        """
+    def _watch(self) -> None:
+        """Make sure the watchdog runs while connections are connecting or retired: one
+        timer per target, as `Connection: close` clients get a raw target a connection each."""
         if self._watchdog is None and not self._closing:
-            self._watchdog = loop.call_later(WATCHDOG_INTERVAL, self._check_overdue)
+            self._watchdog = self._loop().call_later(WATCHDOG_INTERVAL, self._check_overdue)
 
     def _check_overdue(self) -> None:
         self._watchdog = None
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        now = self._loop().time()
         waiting = False
         for conn in list(self._live):
-            if conn.retired or conn.transport is None:
-                if conn.overdue(now):
-                    if conn.retired:
-                        self._kill(conn)
-                    else:
-                        conn.connect_timed_out()
-                else:
-                    waiting = True
+            if not conn.retired and conn.transport is not None:
+                continue  # open and taking requests: nothing to watch
+            if not conn.overdue(now):
+                waiting = True
+            elif conn.retired:
+                self.counters.failed += self._kill(conn)
+            else:
+                self.connect_failed(conn, "connect timed out")
         if waiting:
-            self._watch(loop)
+            self._watch()
 
     def _retire(self, conn: MirrorConnection, finish: Finish) -> None:
         """Take no new requests on `conn`; it closes once the target has answered."""
@@ -600,41 +423,44 @@ class MirrorTarget:
         if finish and conn.transport is not None and not conn.chunks:
             conn.flush()  # nothing corked: finish now
         if finish != Finish.CLOSE:
-            loop = asyncio.get_running_loop()
-            conn.since = loop.time()
-            self._watch(loop)
+            conn.since = self._loop().time()
+            self._watch()
 
     def _reset(self, conn: MirrorConnection, reason: str) -> None:
-        """Cut a stream whose target fell behind: count the request, close the connection."""
-        self._kill(conn)
+        """Cut a stream whose target fell behind: count the request (and any queued behind
+        it on a connection not yet up), close the connection."""
+        self.counters.dropped += self._kill(conn)
         self._drop(reason)
         if reason == "behind":
-            self._reopen_at = asyncio.get_running_loop().time() + REOPEN_AFTER_RESET
+            self._health.reset(self._loop().time())
 
-    def _kill(self, conn: MirrorConnection) -> None:
-        """Forget `conn` and close it now, abandoning what it has not sent."""
+    def _kill(self, conn: MirrorConnection) -> int:
+        """Forget `conn` and close it now, abandoning what it has not sent.
+
+        Returns how many whole requests it held that never went out (it never connected)
+        for the caller to count: every request is counted mirrored, dropped or failed.
+        """
         conn.dead = True
         conn.discard()
         self.unanswered -= conn.in_flight  # those copies are not in flight any more
         conn.in_flight = conn.uncounted = 0
         conn.weights.clear()
-        if not conn.retired:
-            try:
-                self._conns.remove(conn)
-            except ValueError:
-                pass
+        if not conn.retired and conn in self._conns:
+            self._conns.remove(conn)
         self._live.discard(conn)
         self.backlogged.discard(conn)
-        if self._probe is conn:
-            self._probe = None
+        self._health.forget(conn)
         if self._current is conn:
             self._current = None
         if conn.transport is not None:
             conn.transport.abort()
-        elif conn.task is not None:
-            conn.task.cancel()
+        elif conn.attempt is not None:
+            conn.attempt.cancel()
+        lost, conn.queued = conn.queued, 0
+        return lost
 
     def _drop(self, reason: str) -> None:
+        """Count a request dropped for `reason`."""
         self.counters.dropped += 1
         self._errors.event(
             self.name,
@@ -665,8 +491,8 @@ class MirrorTarget:
             conn.discard()
             transport = conn.transport
             if transport is None:
-                if conn.task is not None:
-                    conn.task.cancel()
+                if conn.attempt is not None:
+                    conn.attempt.cancel()
             elif transport.get_write_buffer_size():
                 transport.abort()
             else:

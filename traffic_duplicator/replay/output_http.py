@@ -18,6 +18,7 @@ import time
 from typing import cast
 from urllib.parse import urljoin, urlsplit
 
+from traffic_duplicator.backoff import Backoff, BackoffPolicy
 from traffic_duplicator.logs import EventLog, RateLimitedLog
 from traffic_duplicator.replay.config import HttpOutputConfig
 from traffic_duplicator.replay.limits import Limiter
@@ -25,8 +26,8 @@ from traffic_duplicator.replay.request import HeadEditor, Request, with_host, wi
 from traffic_duplicator.replay.response import ResponseError, ResponseParser
 from traffic_duplicator.replay.stats import OutputStats
 
-BACKOFF_FIRST = 0.1
-BACKOFF_MAX = 2.0
+# Reconnecting to a destination that refuses or times out: 0.1 s doubling to 2 s.
+CONNECT_BACKOFF = BackoffPolicy(base=0.1, cap=2.0)
 SWEEP_INTERVAL = 0.25  # how often deadlines are checked: timeouts are this coarse
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 
@@ -155,8 +156,7 @@ class HttpOutput:
         self._idle: list[Connection] = []
         self._busy: set[Connection] = set()
         self._connecting = 0
-        self._backoff = 0.0
-        self._next_attempt = 0.0
+        self._backoff = Backoff(CONNECT_BACKOFF)  # on the loop's clock
         self._retry_handle: asyncio.TimerHandle | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
@@ -218,12 +218,9 @@ class HttpOutput:
         size = len(self._busy) + self._connecting
         if size >= self.config.workers or self._connecting >= max(1, len(self._queue)):
             return
-        now = time.monotonic()
-        if now < self._next_attempt:
+        if not self._backoff.ready(self._loop.time()):
             if self._retry_handle is None:
-                self._retry_handle = self._loop.call_at(
-                    self._loop.time() + (self._next_attempt - now), self._retry
-                )
+                self._retry_handle = self._loop.call_at(self._backoff.retry_at, self._retry)
             return
         self._connecting += 1
         task = self._loop.create_task(self._connect(), name=f"connect {self.name}")
@@ -255,14 +252,12 @@ class HttpOutput:
             self._connect_failed(exc)
             return
         self._connecting -= 1
-        self._backoff = 0.0
-        self._next_attempt = 0.0
+        self._backoff.success()
         self._ready(conn)
         self._grow()
 
     def _connect_failed(self, exc: BaseException) -> None:
-        self._backoff = min(BACKOFF_MAX, self._backoff * 2 or BACKOFF_FIRST)
-        self._next_attempt = time.monotonic() + self._backoff
+        self._backoff.failure(self._loop.time())
         reason = _describe(exc)
         self._errors.event(
             f"connect:{reason}", at="error", output=self.name, error=f"connect: {reason}"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from traffic_duplicator.backoff import Backoff, BackoffPolicy
+
 # The replayer is off the production path: retry forever, but never faster than this.
 REPLAYER_BACKOFF_CAP = 30.0
 # A child that stayed up this long was healthy; its next crash starts the backoff afresh.
@@ -25,9 +27,10 @@ class RestartPolicy:
     crash_limit: int | None = None  # give up after this many crashes within crash_window
     crash_window: float = PROXY_CRASH_WINDOW
 
-    def delay(self, attempt: int) -> float:
-        """The wait before restart number `attempt` (0-based) in a run of crashes."""
-        return min(self.backoff_cap, self.backoff_base * 2.0 ** min(attempt, 62))
+    @property
+    def backoff(self) -> BackoffPolicy:
+        """The package's one backoff with these figures (traffic_duplicator/backoff.py)."""
+        return BackoffPolicy(base=self.backoff_base, cap=self.backoff_cap)
 
 
 def replayer_policy(backoff_base: float) -> RestartPolicy:
@@ -50,19 +53,18 @@ class RestartTracker:
 
     def __init__(self, policy: RestartPolicy) -> None:
         self.policy = policy
-        self._attempt = 0
+        self._backoff = Backoff(policy.backoff)
         self._crash_times: deque[float] = deque()
 
     def record_crash(self, started_at: float, exited_at: float) -> RestartDecision:
         policy = self.policy
         if exited_at - started_at >= policy.healthy_uptime:
-            self._attempt = 0
+            self._backoff.success()
         self._crash_times.append(exited_at)
         while self._crash_times and self._crash_times[0] <= exited_at - policy.crash_window:
             self._crash_times.popleft()
         crashes = len(self._crash_times)
         if policy.crash_limit is not None and crashes >= policy.crash_limit:
             return RestartDecision(give_up=True, delay=0.0, crashes_in_window=crashes)
-        delay = policy.delay(self._attempt)
-        self._attempt += 1
+        delay = self._backoff.failure(exited_at)
         return RestartDecision(give_up=False, delay=delay, crashes_in_window=crashes)
