@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from traffic_duplicator.wrapper.discovery import discover_engines
 from traffic_duplicator.wrapper.engines import (
     EngineError,
     EngineFacts,
@@ -16,7 +17,6 @@ from traffic_duplicator.wrapper.engines import (
     ProxyKind,
     ReplayerKind,
     choose_engines,
-    discover_engines,
     engine_commands,
 )
 from traffic_duplicator.wrapper.ports import PortPlan
@@ -77,7 +77,7 @@ def test_old_gor_runs_exactly_as_designed() -> None:
     assert plan.replayer is ReplayerKind.GOR_INPUT_HTTP
     assert "lists --input-http" in plan.replayer_reason
     cmds = engine_commands(plan, PORTS, OPTIONS, "/py", drain_timeout=15, flush_timeout=15)
-    assert cmds.replayer == ("/app/bin/gor", "--input-http", ":5002", *OPTIONS)
+    assert cmds.replayer == ("/app/bin/gor", "--input-http", "127.0.0.1:5002", *OPTIONS)
 
 
 def test_old_gor_behind_the_builtin_proxy_gets_raw_http() -> None:
@@ -90,7 +90,7 @@ def test_new_gor_takes_gor_framing_from_the_builtin_proxy() -> None:
     plan = choose_engines(settings(), facts(gor=NEW_GOR))
     assert plan.replayer is ReplayerKind.GOR_INPUT_TCP
     cmds = engine_commands(plan, PORTS, OPTIONS, "/py", drain_timeout=15, flush_timeout=15)
-    assert cmds.replayer == ("/bp/vendor/gor/gor", "--input-tcp", ":5002", *OPTIONS)
+    assert cmds.replayer == ("/bp/vendor/gor/gor", "--input-tcp", "127.0.0.1:5002", *OPTIONS)
     assert cmds.proxy[cmds.proxy.index("-d") + 1] == "gor://127.0.0.1:5002"
 
 
