@@ -67,6 +67,16 @@ class AppDir:
             return self.show(path)
 
 
+@dataclass(frozen=True)
+class Site:
+    """Where the engines will run: the app's directory, the buildpack's home (holding
+    vendor/gor/gor) as it is now, and which programs the dyno's PATH will find."""
+
+    app: AppDir
+    home: Path
+    on_path: OnPath
+
+
 def _is_executable_file(path: Path) -> bool:
     return path.is_file() and os.access(path, os.X_OK)
 
@@ -138,27 +148,24 @@ def _find_gor(
 def gather_facts(
     settings: EngineSettings,
     env: Mapping[str, str],
-    app: AppDir,
-    home: Path,
-    *,
-    on_path: OnPath,
+    site: Site,
     real_gor_flags: tuple[str, ...] = (),
 ) -> EngineFacts:
     """Look for gor (in order: TRAFFIC_DUPLICATOR_GOR, the app's bin/gor, vendor/gor/gor under
-    `home`), em-proxy in the Gemfile.lock Bundler reads, and bundle / em-proxy on PATH.
+    the home), em-proxy in the Gemfile.lock Bundler reads, and bundle / em-proxy on PATH.
     What the settings rule out is not looked at (no `gor --help` when the replayer is
     built in)."""
     gor: GorBinary | None = None
     searched: tuple[str, ...] = ()
     problem: str | None = None
     if settings.replayer is not ReplayerMode.BUILTIN:
-        gor, searched, problem = _find_gor(settings, app, home)
+        gor, searched, problem = _find_gor(settings, site.app, site.home)
     lockfile: str | None = None
     bundle = em_proxy = False
     if settings.proxy is not ProxyMode.BUILTIN:
-        lockfile = lockfile_listing_em_proxy(env, app)
-        bundle = on_path("bundle")
-        em_proxy = on_path("em-proxy")
+        lockfile = lockfile_listing_em_proxy(env, site.app)
+        bundle = site.on_path("bundle")
+        em_proxy = site.on_path("em-proxy")
     return EngineFacts(
         gor=gor,
         gor_searched=searched,
@@ -184,5 +191,5 @@ def discover_engines(
     def on_path(name: str) -> bool:
         return shutil.which(name, path=search_path) is not None
 
-    home = app.locate(buildpack_home(settings, package_dir))
-    return gather_facts(settings, env, app, home, on_path=on_path, real_gor_flags=real_gor_flags)
+    site = Site(app, app.locate(buildpack_home(settings, package_dir)), on_path)
+    return gather_facts(settings, env, site, real_gor_flags)

@@ -36,6 +36,7 @@ from traffic_duplicator.wrapper.buildrecord import (
 from traffic_duplicator.wrapper.discovery import (
     AppDir,
     OnPath,
+    Site,
     gather_facts,
     lockfile_listing_em_proxy,
 )
@@ -253,14 +254,8 @@ def explain(build_dir: Path, env_dir: Path | None, output: BuildOutput) -> Build
         ruby = ruby_verdict(source, entries)
         _report_ruby(output, lockfile, source, ruby)
     home = app.locate(engines.home or APP_HOME / INSTALL_DIRNAME)
-    facts = gather_facts(
-        engines,
-        env,
-        app,
-        home,
-        on_path=predicted_on_path(build_dir, ruby),
-        real_gor_flags=_real_gor_flags(settings, app),
-    )
+    site = Site(app, home, predicted_on_path(build_dir, ruby))
+    facts = gather_facts(engines, env, site, _real_gor_flags(settings, app))
     output.step("Choosing the engines (the dyno logs the same at=engine lines)")
     try:
         plan = choose_engines(engines, facts)
