@@ -133,7 +133,8 @@ function gor::available() {
 # own error and exits 1: the user asked for gor explicitly.
 # The classic build passes BUILD_DIR/.traffic-duplicator/vendor/gor; a Cloud Native
 # Buildpack's bin/build passes its launch layer's vendor/gor (the layer being
-# TRAFFIC_DUPLICATOR_HOME), and CNB_TARGET_ARCH as ARCH.
+# TRAFFIC_DUPLICATOR_HOME), and CNB_TARGET_ARCH as ARCH. Callers source lib/output.sh,
+# lib/utils.sh and lib/python.sh first (messages, scratch space, curl limits).
 function gor::install_release() {
 	local dest_dir="${1}" cache_dir="${2}" version="${3}" arch="${4}" url="${5:-}" sha256="${6:-}"
 	local line pinned_url="" pinned_sha="" known_version="no"
@@ -189,32 +190,41 @@ function gor::_sha256() {
 
 function gor::_download() {
 	local url="${1}" dest="${2}" cache_dir="${3}"
-	local error_log status=0
+	local error_log http_code status=0
 	error_log="$(utils::scratch_dir "${cache_dir}")/gor-curl-error.log"
-	curl --fail --silent --show-error --location \
-		--retry "${TD_CURL_RETRIES}" --retry-connrefused --retry-max-time "${TD_CURL_MAX_TIME}" \
-		--connect-timeout "${TD_CURL_CONNECT_TIMEOUT}" --max-time "${TD_CURL_MAX_TIME}" \
-		--output "${dest}" "${url}" 2>"${error_log}" || status=$?
-	if ((status != 0)); then
-		local curl_said
-		curl_said="$(head -n 1 "${error_log}" 2>/dev/null || true)"
-		rm -f "${dest}" "${error_log}"
-		output::error <<-EOF
-			Error: could not download GoReplay: curl failed with exit status ${status}.
-
-			URL: ${url}
-			curl said: ${curl_said:-nothing}
-
-			To fix:
-			1. Retry the build: most download failures are temporary.
-			2. If your builds cannot reach that host, copy the archive to one they can reach and set
-			   TRAFFIC_DUPLICATOR_GOR_URL to the copy (and TRAFFIC_DUPLICATOR_GOR_SHA256 to its checksum).
-
-			gor in the build: ${TD_DOCS_URL}
-		EOF
-		exit 1
+	http_code="$(
+		curl --fail --silent --show-error --location \
+			--retry "${TD_CURL_RETRIES}" --retry-connrefused --retry-max-time "${TD_CURL_MAX_TIME}" \
+			--connect-timeout "${TD_CURL_CONNECT_TIMEOUT}" --max-time "${TD_CURL_MAX_TIME}" \
+			--output "${dest}" --write-out '%{http_code}' "${url}" 2>"${error_log}"
+	)" || status=$?
+	if ((status == 0)); then
+		rm -f "${error_log}"
+		return 0
 	fi
-	rm -f "${error_log}"
+	local curl_said problem="curl failed with exit status ${status}"
+	curl_said="$(head -n 1 "${error_log}" 2>/dev/null || true)"
+	rm -f "${dest}" "${error_log}"
+	case "${status}" in
+		22) problem="the server answered HTTP ${http_code}" ;;
+		5 | 6) problem="the host name could not be resolved (DNS)" ;;
+		7) problem="the server could not be reached (connection refused or no route)" ;;
+		28) problem="the download timed out (connect limit ${TD_CURL_CONNECT_TIMEOUT}s, total ${TD_CURL_MAX_TIME}s)" ;;
+	esac
+	output::error <<-EOF
+		Error: could not download GoReplay: ${problem}.
+
+		URL: ${url}
+		curl said: ${curl_said:-nothing}
+
+		To fix:
+		1. Retry the build: most download failures are temporary.
+		2. If your builds cannot reach that host, copy the archive to one they can reach and set
+		   TRAFFIC_DUPLICATOR_GOR_URL to the copy (and TRAFFIC_DUPLICATOR_GOR_SHA256 to its checksum).
+
+		gor in the build: ${TD_DOCS_URL}
+	EOF
+	exit 1
 }
 
 # Keeps only the archive in use, so the cache does not grow with every version.
