@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import wait_until
 from tests.wrapper.harness import FIXTURE_BIN, descendants, running_wrapper, write_options
 
 TCP_LISTEN = "0A"  # the state column of /proc/net/tcp (include/net/tcp_states.h)
@@ -89,7 +90,17 @@ def test_only_port_listens_beyond_loopback(tmp_path: Path, replayer: str) -> Non
         engine = wrapper.events(at="engine", process="replayer")[0]["engine"]
         assert engine == {"builtin": "builtin", "gor-new": "gor --input-tcp",
                           "gor-old": "gor --input-http"}[replayer]  # fmt: skip
-        found = listeners([wrapper.proc.pid, *descendants(wrapper.proc.pid)])
+
+        def held() -> set[Listener]:
+            return listeners([wrapper.proc.pid, *descendants(wrapper.proc.pid)])
+
+        # Serving means the proxy and the app are up; the replayer may still be starting.
+        wait_until(
+            lambda: wrapper.replayer_port in {port for _, port in held()},
+            timeout=20.0,
+            message=f"the replayer never listened:\n{wrapper.stderr()}",
+        )
+        found = held()
 
     outward = {port for address, port in found if not _is_loopback(address)}
     assert outward == {wrapper.port}, found
