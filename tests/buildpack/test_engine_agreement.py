@@ -246,7 +246,7 @@ def dyno_outcome(app: App, config: dict[str, str]) -> Outcome:
         for line in text.splitlines()
         if line.startswith("traffic_duplicator at=engine ")
     ]
-    assert "at=error" not in text, text  # the build's record was not needed
+    assert "running the engines the build checked" not in text, text  # no fallback needed
     return "ok", _normalize(events, app.build_dir)
 
 
