@@ -32,6 +32,7 @@ from traffic_duplicator.wrapper.explain import (
     read_env_dir,
     ruby_verdict,
 )
+from traffic_duplicator.wrapper.explain import main as explain_main
 
 BUILTIN = EnginePlan(ReplayerKind.BUILTIN, "no gor", ProxyKind.BUILTIN, "no em-proxy")
 RECORD = BuildRecord(
@@ -176,3 +177,55 @@ def test_the_dyno_path_prediction(tmp_path: Path) -> None:
     (tmp_path / "bin" / "em-proxy").write_text("#!/bin/sh\n")
     (tmp_path / "bin" / "em-proxy").chmod(0o755)
     assert predicted_on_path(tmp_path, "no")("em-proxy")
+
+
+def test_explain_for_a_cloud_native_buildpack_names_the_layer_and_the_workspace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app, env_dir, layer = tmp_path / "app", tmp_path / "env", tmp_path / "layer"
+    (app / "config").mkdir(parents=True)
+    (app / "config" / "gor.options").write_text("--output-http http://staging\n")
+    env_dir.mkdir()
+    gor = layer / "vendor" / "gor" / "gor"
+    gor.parent.mkdir(parents=True)
+    gor.write_text("#!/bin/sh\necho 'Current Version: 1.3.3' >&2\nexit 2\n")
+    gor.chmod(0o755)
+    record = tmp_path / "record"
+
+    status = explain_main(
+        ["--explain", str(app), str(env_dir), "--record", str(record),
+         "--app-dir", "/workspace", "--home", str(layer)]
+    )  # fmt: skip
+
+    assert status == 0
+    out = capsys.readouterr().out
+    assert (
+        f'       at=engine process=replayer engine="gor --input-tcp" reason="the buildpack\'s '
+        f'vendor/gor/gor {gor} (gor 1.3.3) has no --input-http (v0.15 or newer)"\n'
+    ) in out
+    assert parse_record(record.read_text()).uses_gor
+
+    # With nothing there, the places it looked are named as the CNB's launch would see them.
+    gor.unlink()
+    assert (
+        explain_main(
+            ["--explain", str(app), str(env_dir), "--app-dir", "/workspace", "--home", str(layer)]
+        )
+        == 0
+    )
+    assert f"looked at /workspace/bin/gor, {gor})" in capsys.readouterr().out
+
+
+def test_explain_fails_with_the_dyno_s_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "TRAFFIC_DUPLICATOR_PROXY").write_text("em-proxy")
+
+    assert explain_main(["--explain", str(tmp_path), str(tmp_path)]) == 2
+
+    captured = capsys.readouterr()
+    assert captured.err == (
+        "\n !     Error: the dyno would refuse to start: TRAFFIC_DUPLICATOR_PROXY=em-proxy but "
+        "em-proxy is neither in Gemfile.lock nor on PATH; add gem 'em-proxy' to the Gemfile or "
+        "set TRAFFIC_DUPLICATOR_PROXY=builtin\n\n"
+    )

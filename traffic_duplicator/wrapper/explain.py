@@ -1,6 +1,7 @@
 """The build's view of the engine decision, asked of the code the dyno runs.
 
-`python -m traffic_duplicator.wrapper.engines --explain BUILD_DIR ENV_DIR [--record FILE]`
+`python -m traffic_duplicator.wrapper.engines --explain BUILD_DIR ENV_DIR [--record FILE]
+[--app-dir DIR] [--home DIR]`
 
 bin/compile runs it once gor (if any) is in the slug. It reads the config vars from ENV_DIR
 (Heroku writes one file per var), gathers the facts from BUILD_DIR with the wrapper's own
@@ -94,9 +95,11 @@ def read_env_dir(env_dir: Path | None) -> dict[str, str]:
     return config
 
 
-def dyno_env(config: Mapping[str, str]) -> dict[str, str]:
+def dyno_env(
+    config: Mapping[str, str], app_dir: Path = APP_HOME, home: Path | None = None
+) -> dict[str, str]:
     """The environment the wrapper will read: config vars over .profile.d's defaults."""
-    env = {"HOME": str(APP_HOME), HOME: str(APP_HOME / INSTALL_DIRNAME)}
+    env = {"HOME": str(app_dir), HOME: str(home or app_dir / INSTALL_DIRNAME)}
     env.update(config)
     return env
 
@@ -235,12 +238,20 @@ To fix:
 """)
 
 
-def explain(build_dir: Path, env_dir: Path | None, output: BuildOutput) -> BuildRecord | None:
+def explain(
+    build_dir: Path,
+    env_dir: Path | None,
+    output: BuildOutput,
+    *,
+    app_dir: Path = APP_HOME,
+    home: Path | None = None,
+) -> BuildRecord | None:
     """Print the decision the dyno will make; None (after one error line) where it would
-    refuse to start."""
+    refuse to start. `app_dir` is where the app will run (/app on Heroku, /workspace for a
+    Cloud Native Buildpack), `home` TRAFFIC_DUPLICATOR_HOME's default there (a CNB's layer)."""
     config = read_env_dir(env_dir)
-    env = dyno_env(config)
-    app = AppDir(build_dir, APP_HOME)
+    app = AppDir(build_dir, app_dir)
+    env = dyno_env(config, app_dir, home)
     try:
         settings = read_settings(env)
     except UserError as exc:
@@ -253,8 +264,8 @@ def explain(build_dir: Path, env_dir: Path | None, output: BuildOutput) -> Build
         source, entries = buildpack_list(build_dir, config)
         ruby = ruby_verdict(source, entries)
         _report_ruby(output, lockfile, source, ruby)
-    home = app.locate(engines.home or APP_HOME / INSTALL_DIRNAME)
-    site = Site(app, home, predicted_on_path(build_dir, ruby))
+    buildpack_home = app.locate(engines.home or app_dir / INSTALL_DIRNAME)
+    site = Site(app, buildpack_home, predicted_on_path(build_dir, ruby))
     facts = gather_facts(engines, env, site, _real_gor_flags(settings, app))
     output.step("Choosing the engines (the dyno logs the same at=engine lines)")
     try:
@@ -276,11 +287,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--explain", nargs=2, metavar=("BUILD_DIR", "ENV_DIR"), required=True)
     parser.add_argument("--record", metavar="FILE", help="keep the decision in FILE")
+    parser.add_argument(
+        "--app-dir",
+        type=Path,
+        default=APP_HOME,
+        help="where the app will run (default /app; /workspace for a Cloud Native Buildpack)",
+    )
+    parser.add_argument(
+        "--home",
+        type=Path,
+        help="TRAFFIC_DUPLICATOR_HOME at run time (default APP_DIR/.traffic-duplicator)",
+    )
     args = parser.parse_args(argv)
     build_dir = Path(args.explain[0]).resolve()
     env_dir = Path(args.explain[1]) if args.explain[1] else None
     output = BuildOutput(sys.stdout, sys.stderr)
-    record = explain(build_dir, env_dir, output)
+    record = explain(build_dir, env_dir, output, app_dir=args.app_dir, home=args.home)
     if record is None:
         return UserError.exit_status
     if args.record:
