@@ -81,20 +81,31 @@ function gor::select() {
 	fi
 }
 
+# gor::choose_engines APP_DIR ENV_DIR PYTHON [LIB_DIR] [HOME] [RUN_APP_DIR]
+#
 # Runs the engine decision the dyno will make (python -m traffic_duplicator.wrapper.engines
-# --explain) with the build's Python on the package installed in the slug. It prints its
+# --explain) with the build's Python on the package installed for the app. It prints its
 # own steps and, where the dyno would refuse to start, one error line: the push then fails.
-# Sets TD_GOR_AVAILABLE (yes | no, for options::validate) and TD_GOR_DESCRIPTION.
+# Sets TD_GOR_AVAILABLE (yes | no, for options::validate) and TD_GOR_DESCRIPTION, and leaves
+# the decision in HOME/engines.checked for the wrapper.
+# The classic build passes only the first three: the package is in
+# APP_DIR/.traffic-duplicator/lib, HOME is APP_DIR/.traffic-duplicator and the app runs
+# from /app. A Cloud Native Buildpack passes its layer's lib/, the layer itself as HOME, and
+# its app directory as RUN_APP_DIR (the lifecycle launches the app where it was built).
 function gor::choose_engines() {
-	local build_dir="${1}" env_dir="${2}" python="${3}"
-	local record="${build_dir}/${TD_ENGINES_RECORD}" status=0
+	local app_dir="${1}" env_dir="${2}" python="${3}"
+	local lib_dir="${4:-${1}/.traffic-duplicator/lib}" home="${5:-}" run_app_dir="${6:-/app}"
+	local record="${home:-${app_dir}/.traffic-duplicator}/${TD_ENGINES_RECORD##*/}" status=0
+	local args=(--explain "${app_dir}" "${env_dir}" --record "${record}" --app-dir "${run_app_dir}")
+	if [[ -n "${home}" ]]; then
+		args+=(--home "${home}")
+	fi
 	rm -f "${record}"
 	LD_LIBRARY_PATH="$(utils::python_lib_dir "${python}")${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}" \
-		PYTHONPATH="${build_dir}/.traffic-duplicator/lib" \
+		PYTHONPATH="${lib_dir}" \
 		PYTHONDONTWRITEBYTECODE=1 \
 		PYTHONNOUSERSITE=1 \
-		"${python}" -m traffic_duplicator.wrapper.engines \
-		--explain "${build_dir}" "${env_dir}" --record "${record}" || status=$?
+		"${python}" -m traffic_duplicator.wrapper.engines "${args[@]}" || status=$?
 	case "${status}" in
 		0) ;;
 		2) exit 1 ;; # the error line is printed: the dyno would refuse to start

@@ -305,3 +305,35 @@ def test_without_the_variable_nothing_is_downloaded_and_a_rebuild_drops_the_old_
     assert release_server.count(ARCHIVE) == downloads
     assert not (app.build_dir / VENDOR_GOR).exists()
     assert 'at=engine process=replayer engine=builtin reason="no gor binary found' in again.stdout
+
+
+def test_a_cnb_asks_for_the_engine_decision_with_its_layer_as_home(
+    tmp_path: Path, release_server: RuntimeServer
+) -> None:
+    app_dir, layer, env_dir = tmp_path / "workspace", tmp_path / "layer", tmp_path / "env"
+    (app_dir / "config").mkdir(parents=True)
+    (app_dir / "config" / "gor.options").write_text("--output-http http://staging\n")
+    env_dir.mkdir()
+    assert _install_release(
+        tmp_path, str(layer / "vendor" / "gor"), str(tmp_path / "cache"), "1.3.3", "amd64",
+        release_server.url(ARCHIVE), RELEASE_SHA256,
+    ).returncode == 0  # fmt: skip
+    libs = " ".join(
+        f'source "{REPO_ROOT}/lib/{name}.sh";' for name in ("output", "utils", "python", "gor")
+    )
+    script = (
+        f'{libs} gor::choose_engines "$@" && echo "available=$(gor::available)"'
+        ' && echo "summary=${TD_GOR_DESCRIPTION}"'
+    )
+    done = subprocess.run(
+        ["bash", "-c", script, "choose", str(app_dir), str(env_dir), "/usr/bin/python3",
+         str(REPO_ROOT), str(layer), str(app_dir)],
+        capture_output=True, text=True, timeout=60, check=False, env={"PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    gor = layer / "vendor" / "gor" / "gor"
+    assert f"vendor/gor/gor {gor} (gor 1.3.3) has no --input-http" in done.stdout
+    assert "available=yes\n" in done.stdout
+    assert f"summary=gor 1.3.3 ({gor}), fed GoReplay framing on --input-tcp\n" in done.stdout
+    assert (layer / "engines.checked").read_text().startswith("# Written by")
