@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Checks of the app that either stop the build (no config/gor.options) or warn about a setup
-# that would build fine but not mirror anything (Procfile, em-proxy without Ruby).
+# that would build fine but not mirror anything (a Procfile that does not start the wrapper).
+# Whether em-proxy will have Ruby on the dyno is part of the engine decision, which the
+# Python makes (lib/gor.sh, gor::choose_engines).
 
 set -euo pipefail
 
@@ -113,109 +115,4 @@ function checks::_starts_with_launcher() {
 		read -r first rest <<<"${rest}"
 	fi
 	[[ "${first##*/}" == "${TD_LAUNCHER_NAME}" ]]
-}
-
-# em-proxy in Gemfile.lock means the wrapper will run the real em-proxy, which needs Ruby on
-# the dyno. A buildpack cannot see the app's buildpack list, so we read what the app tells us
-# (.buildpacks, app.json, a BUILDPACK_URL config var) and say plainly when we cannot know.
-function checks::em_proxy() {
-	local build_dir="${1}" env_dir="${2}" python="${3}"
-	local lockfile="${build_dir}/Gemfile.lock"
-	[[ -f "${lockfile}" ]] || return 0
-	grep -Eq '^[[:space:]]+em-proxy([[:space:]]|\(|$)' "${lockfile}" || return 0
-
-	output::step "Checking for Ruby (em-proxy is in Gemfile.lock)"
-	local source verdict
-	source="$(checks::_buildpack_list_source "${build_dir}" "${env_dir}" "${python}")"
-	verdict="$(checks::_ruby_in_list "${source}" "${build_dir}" "${env_dir}" "${python}")"
-
-	case "${verdict}" in
-		yes)
-			output::info "${source} lists the Ruby buildpack: em-proxy will have Ruby on the dyno"
-			;;
-		no)
-			output::warning <<-EOF
-				Warning: em-proxy is in Gemfile.lock, but ${source} lists no Ruby buildpack.
-
-				em-proxy is a Ruby program: without Ruby on the dyno it cannot run.
-
-				To fix, add the Ruby buildpack after this one in ${source}, e.g. the line:
-				  heroku/ruby
-				(or remove em-proxy from the Gemfile to use the built-in proxy), then push again.
-
-				Buildpack order: https://devcenter.heroku.com/articles/using-multiple-buildpacks-for-an-app
-			EOF
-			;;
-		*)
-			output::warning <<-EOF
-				Warning: em-proxy is in Gemfile.lock; it needs Ruby on the dyno.
-
-				A buildpack cannot see the app's buildpack list, so this build cannot tell
-				whether the Ruby buildpack runs after this one.
-
-				To make sure:
-				1. Run: heroku buildpacks
-				2. If heroku/ruby is not listed after this buildpack, run:
-				     heroku buildpacks:add heroku/ruby
-				3. Or remove em-proxy from the Gemfile to use the built-in proxy.
-
-				Buildpack order: https://devcenter.heroku.com/articles/using-multiple-buildpacks-for-an-app
-			EOF
-			;;
-	esac
-}
-
-# Names where the app lists its buildpacks: .buildpacks, app.json, BUILDPACK_URL, or nothing.
-function checks::_buildpack_list_source() {
-	local build_dir="${1}" env_dir="${2}" python="${3}"
-	if [[ -f "${build_dir}/.buildpacks" ]]; then
-		echo ".buildpacks"
-	elif [[ -f "${build_dir}/app.json" ]] && [[ -n "$(checks::_app_json_buildpacks "${build_dir}" "${python}")" ]]; then
-		echo "app.json"
-	elif [[ -n "$(utils::env_dir_var "${env_dir}" BUILDPACK_URL)" ]]; then
-		echo "BUILDPACK_URL"
-	else
-		echo "none"
-	fi
-}
-
-# yes / no / unknown: does the named list include a Ruby buildpack?
-# BUILDPACK_URL only ever names one buildpack (or a multi-buildpack runner), so it can say
-# yes but never no.
-function checks::_ruby_in_list() {
-	local source="${1}" build_dir="${2}" env_dir="${3}" python="${4}"
-	local entries=""
-	case "${source}" in
-		.buildpacks) entries="$(grep -Ev '^[[:space:]]*(#|$)' "${build_dir}/.buildpacks" || true)" ;;
-		app.json) entries="$(checks::_app_json_buildpacks "${build_dir}" "${python}")" ;;
-		BUILDPACK_URL) entries="$(utils::env_dir_var "${env_dir}" BUILDPACK_URL)" ;;
-		*)
-			echo "unknown"
-			return 0
-			;;
-	esac
-	if grep -Eqi '(^|[/:[:space:]])heroku/ruby([#@[:space:]]|$)|heroku-buildpack-ruby' <<<"${entries}"; then
-		echo "yes"
-	elif [[ "${source}" == "BUILDPACK_URL" ]]; then
-		echo "unknown"
-	else
-		echo "no"
-	fi
-}
-
-# The buildpack URLs listed in app.json ("buildpacks": [{"url": ...}]), one per line.
-function checks::_app_json_buildpacks() {
-	local build_dir="${1}" python="${2}"
-	LD_LIBRARY_PATH="$(utils::python_lib_dir "${python}")${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}" \
-		PYTHONDONTWRITEBYTECODE=1 "${python}" - "${build_dir}/app.json" 2>/dev/null <<-'EOF' || true
-			import json, sys
-			try:
-			    with open(sys.argv[1], encoding="utf-8") as f:
-			        data = json.load(f)
-			    for bp in data.get("buildpacks") or []:
-			        if isinstance(bp, dict) and isinstance(bp.get("url"), str):
-			            print(bp["url"])
-			except (OSError, ValueError, AttributeError):
-			    pass
-		EOF
 }

@@ -166,7 +166,9 @@ def test_node_app_builds_and_is_told_the_exact_procfile_line(
     _assert_installed(app.build_dir)
     assert " !     Found:  web: node server.js\n" in result.stderr
     assert " !       web: start-traffic-duplicator node server.js\n" in result.stderr
-    assert "em-proxy" not in result.output
+    # No em-proxy in a Node app: no Ruby check, and no warning about it.
+    assert "Checking for Ruby" not in result.stdout
+    assert "em-proxy" not in result.stderr
 
 
 def test_app_without_gor_options_fails_with_the_fix(hooks: Hooks) -> None:

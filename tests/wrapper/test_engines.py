@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from traffic_duplicator.wrapper.discovery import AppDir, Site, discover_engines, gather_facts
 from traffic_duplicator.wrapper.engines import (
     EngineError,
     EngineFacts,
@@ -16,7 +17,7 @@ from traffic_duplicator.wrapper.engines import (
     ProxyKind,
     ReplayerKind,
     choose_engines,
-    discover_engines,
+    decision_events,
     engine_commands,
 )
 from traffic_duplicator.wrapper.ports import PortPlan
@@ -77,7 +78,7 @@ def test_old_gor_runs_exactly_as_designed() -> None:
     assert plan.replayer is ReplayerKind.GOR_INPUT_HTTP
     assert "lists --input-http" in plan.replayer_reason
     cmds = engine_commands(plan, PORTS, OPTIONS, "/py", drain_timeout=15, flush_timeout=15)
-    assert cmds.replayer == ("/app/bin/gor", "--input-http", ":5002", *OPTIONS)
+    assert cmds.replayer == ("/app/bin/gor", "--input-http", "127.0.0.1:5002", *OPTIONS)
 
 
 def test_old_gor_behind_the_builtin_proxy_gets_raw_http() -> None:
@@ -90,7 +91,7 @@ def test_new_gor_takes_gor_framing_from_the_builtin_proxy() -> None:
     plan = choose_engines(settings(), facts(gor=NEW_GOR))
     assert plan.replayer is ReplayerKind.GOR_INPUT_TCP
     cmds = engine_commands(plan, PORTS, OPTIONS, "/py", drain_timeout=15, flush_timeout=15)
-    assert cmds.replayer == ("/bp/vendor/gor/gor", "--input-tcp", ":5002", *OPTIONS)
+    assert cmds.replayer == ("/bp/vendor/gor/gor", "--input-tcp", "127.0.0.1:5002", *OPTIONS)
     assert cmds.proxy[cmds.proxy.index("-d") + 1] == "gor://127.0.0.1:5002"
 
 
@@ -213,3 +214,121 @@ def test_discovery_reads_the_lockfile_and_path(tmp_path: Path) -> None:
     (tmp_path / "Gemfile.lock").write_text("GEM\n  specs:\n    em-proxy-extras (1.0)\n")
     found = discover_engines(EngineSettings(), {"PATH": str(bindir)}, tmp_path, tmp_path)
     assert found.lockfile_lists_em_proxy is None
+
+
+# The whole cross product of what the user sets and what is installed: every combination
+# either gives a plan that keeps the pairing rules, or one EngineError (a line at boot and
+# at build), never anything else.
+GORS = {"none": None, "old": OLD_GOR, "new": NEW_GOR, "broken": BROKEN_GOR}
+LOCKS: dict[str, dict[str, object]] = {
+    "no-lock": {},
+    "lock": BUNDLED,
+    "lock-no-bundle": {"lockfile_lists_em_proxy": "Gemfile.lock"},
+    "em-proxy-on-path": {"em_proxy_on_path": True},
+}
+
+
+@pytest.mark.parametrize("needs_gor", [(), ("--middleware",)])
+@pytest.mark.parametrize("lock", sorted(LOCKS))
+@pytest.mark.parametrize("gor", sorted(GORS))
+@pytest.mark.parametrize("proxy", [m.value for m in ProxyMode])
+@pytest.mark.parametrize("replayer", [m.value for m in ReplayerMode])
+def test_every_combination_decides_by_the_pairing_rules(
+    replayer: str, proxy: str, gor: str, lock: str, needs_gor: tuple[str, ...]
+) -> None:
+    found = facts(gor=GORS[gor], real_gor_flags=needs_gor, **LOCKS[lock])
+    try:
+        plan = choose_engines(settings(replayer, proxy), found)
+    except EngineError as exc:
+        assert str(exc) and "\n" not in str(exc)
+        return
+    # em-proxy only ever feeds a replayer that reads raw HTTP.
+    if plan.proxy is not ProxyKind.BUILTIN:
+        assert plan.replayer is not ReplayerKind.GOR_INPUT_TCP
+        assert not plan.gor_framing
+    # The built-in proxy uses GoReplay framing unless an old gor can only read HTTP.
+    if plan.proxy is ProxyKind.BUILTIN:
+        assert plan.gor_framing == (plan.replayer is not ReplayerKind.GOR_INPUT_HTTP)
+    # What the user named explicitly is what runs.
+    if replayer == "builtin":
+        assert plan.replayer is ReplayerKind.BUILTIN
+    if replayer == "gor":
+        assert plan.uses_gor
+    if proxy == "builtin":
+        assert plan.proxy is ProxyKind.BUILTIN
+    if proxy == "em-proxy":
+        assert plan.proxy is not ProxyKind.BUILTIN
+    # A gor that did not answer --help is never run.
+    if gor == "broken":
+        assert not plan.uses_gor
+    assert plan.replayer_reason and plan.proxy_reason
+
+
+def test_decision_events_are_the_three_at_engine_lines() -> None:
+    plan = choose_engines(settings(), facts(gor=OLD_GOR))
+    assert decision_events(plan) == (
+        {
+            "at": "engine",
+            "process": "replayer",
+            "engine": "gor --input-http",
+            "reason": "the app's bin/gor /app/bin/gor (gor version unknown) lists --input-http "
+            "(v0.14 or older)",
+        },
+        {
+            "at": "engine",
+            "process": "proxy",
+            "engine": "builtin",
+            "reason": "the app does not bundle em-proxy (not in Gemfile.lock)",
+        },
+        {
+            "at": "engine",
+            "process": "hop",
+            "framing": "http",
+            "reason": "the replayer reads raw HTTP (--input-http)",
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("help_text", "version"),
+    [
+        ("Gor is a simple http traffic replication tool written in Go.\nCurrent Version: 0.14.1\n",
+         "0.14.1"),
+        ("Current Version: v1.3.3\n\n  -input-tcp value\n", "1.3.3"),
+        ("Usage of gor:\n  -input-tcp value\n", None),
+    ],
+)  # fmt: skip
+def test_gor_version_is_read_from_its_usage(help_text: str, version: str | None) -> None:
+    assert GorBinary("/g", "here", help_text=help_text).version == version
+
+
+def test_discovery_reads_the_lockfile_bundle_gemfile_names(tmp_path: Path) -> None:
+    (tmp_path / "Gemfile.lock").write_text("GEM\n  specs:\n    puma (6.4.2)\n")
+    (tmp_path / "gemfiles").mkdir()
+    (tmp_path / "gemfiles" / "em.gemfile.lock").write_text("GEM\n  specs:\n    em-proxy (0.1.9)\n")
+    env = {"PATH": "", "BUNDLE_GEMFILE": "gemfiles/em.gemfile"}
+    found = discover_engines(EngineSettings(), env, tmp_path, tmp_path)
+    assert found.lockfile_lists_em_proxy == "gemfiles/em.gemfile.lock"
+    absolute = {"PATH": "", "BUNDLE_GEMFILE": str(tmp_path / "Gemfile")}
+    assert (
+        discover_engines(EngineSettings(), absolute, tmp_path, tmp_path).lockfile_lists_em_proxy
+        is None
+    )
+
+
+def test_the_build_sees_the_slug_but_names_paths_as_the_dyno_does(tmp_path: Path) -> None:
+    app = AppDir(tmp_path, Path("/app"))
+    assert app.locate("/app/tools/gor") == tmp_path / "tools" / "gor"
+    assert app.locate("tools/gor") == tmp_path / "tools" / "gor"
+    assert app.locate("/usr/local/bin/gor") == Path("/usr/local/bin/gor")
+    assert app.show(tmp_path / "bin" / "gor") == "/app/bin/gor"
+    assert app.show_relative(tmp_path / "Gemfile.lock") == "Gemfile.lock"
+    write_gor(tmp_path / "tools" / "gor", "Current Version: 1.3.3\n  -input-tcp value\n")
+    site = Site(app, tmp_path / ".traffic-duplicator", lambda name: False)
+    found = gather_facts(EngineSettings(gor_path="/app/tools/gor"), {}, site)
+    assert found.gor == GorBinary(
+        "/app/tools/gor",
+        "TRAFFIC_DUPLICATOR_GOR",
+        help_text="Current Version: 1.3.3\n  -input-tcp value\n",
+    )
+    assert found.gor_searched == ("/app/tools/gor",)

@@ -289,7 +289,7 @@ def test_gor_runs_as_designed_for_its_version(
         help_call, run = recorded_argv(app_dir, "gor")
         assert help_call == ["--help"]
         input_flag = "--input-http" if version == "old" else "--input-tcp"
-        assert run[:2] == [input_flag, f":{p + 2}"]
+        assert run[:2] == [input_flag, f"127.0.0.1:{p + 2}"]
         assert len(run) == 2 + OPTION_WORDS
         proxy_start = wrapper.events(at="start", process="proxy")[0]["command"]
         target = f"127.0.0.1:{p + 2}" if version == "old" else f"gor://127.0.0.1:{p + 2}"
@@ -308,6 +308,6 @@ def test_bundled_em_proxy_with_an_old_gor(
         mirroring_works(wrapper, destinations)
         p = wrapper.port
         assert recorded_argv(app_dir, "bundle")[0][:3] == ["exec", "em-proxy", "-l"]
-        assert recorded_argv(app_dir, "gor")[-1][:2] == ["--input-http", f":{p + 2}"]
+        assert recorded_argv(app_dir, "gor")[-1][:2] == ["--input-http", f"127.0.0.1:{p + 2}"]
         sent = send_mixed(p, 10)
         assert_mirrored(destinations, sent, "/items/")

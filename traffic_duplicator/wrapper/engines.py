@@ -1,7 +1,12 @@
-"""Which replayer and proxy run, why, and their exact command lines.
+"""Which replayer and proxy run, why, and their exact command lines: one decision.
 
-`discover_engines` looks at the disk (gor binaries, Gemfile.lock, PATH) and runs
-`gor --help` once; `choose_engines` and `engine_commands` are pure functions of what it found.
+`choose_engines` is a pure function of the settings (TRAFFIC_DUPLICATOR_* config vars) and
+the facts (`EngineFacts`: the gor binary found and what its `--help` said, the Gemfile.lock
+that lists em-proxy, what is on the dyno's PATH). The wrapper gathers the facts at boot
+(`wrapper.discovery`); the build gathers them from the slug and the config vars and asks
+this same function (`python -m traffic_duplicator.wrapper.engines --explain BUILD_DIR
+ENV_DIR`, in `wrapper.explain`), so both print the same `at=engine` lines and the build
+fails where the dyno would refuse to start.
 
 The pairings, and why:
 - em-proxy sends raw HTTP to `-d`, so its replayer listens with `--input-http`: the built-in
@@ -10,20 +15,19 @@ The pairings, and why:
   gor reads with `--input-tcp` and so does the built-in replayer. With no responses to read
   and no per-request connection handling it is the cheaper internal hop, so it is used
   whenever the proxy is built in, except in front of an old gor that only has --input-http.
+- Every internal hop listens on 127.0.0.1, real gor or built-in: only $PORT faces out.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 
 from traffic_duplicator.errors import UserError
+from traffic_duplicator.logs import LogValue
 from traffic_duplicator.wrapper.ports import LOOPBACK, PortPlan
 from traffic_duplicator.wrapper.settings import (
     GOR,
@@ -36,11 +40,10 @@ from traffic_duplicator.wrapper.settings import (
 
 PROXY_MODULE = "traffic_duplicator.proxy"
 REPLAYER_MODULE = "traffic_duplicator.replay"
-# `gor --help` of any version prints at once; a binary that hangs is not one we can use.
-GOR_HELP_TIMEOUT = 5.0
 # gor's Go flag package prints `  -input-http value`; allow the double-dash spelling too.
 _INPUT_HTTP_IN_HELP = re.compile(r"(?<![\w-])--?input-http\b")
-_EM_PROXY_IN_LOCKFILE = re.compile(r"^\s+em-proxy(?: \(|\s*$)", re.MULTILINE)
+# gor's usage says "Current Version: 1.3.3" (gor.go prints it before the flags).
+_VERSION_IN_HELP = re.compile(r"[Vv]ersion:?\s*v?(\d+(?:\.\d+)+)")
 
 
 class EngineError(UserError):
@@ -71,6 +74,17 @@ class GorBinary:
     @property
     def speaks_input_http(self) -> bool:
         return self.help_text is not None and bool(_INPUT_HTTP_IN_HELP.search(self.help_text))
+
+    @property
+    def version(self) -> str | None:
+        """The version its usage prints ("Current Version: 1.3.3"), if it prints one."""
+        found = _VERSION_IN_HELP.search(self.help_text or "")
+        return found.group(1) if found else None
+
+    @property
+    def described(self) -> str:
+        """`the app's bin/gor /app/bin/gor (gor 1.3.3)`, for reasons and build output."""
+        return f"{self.found_at} {self.path} (gor {self.version or 'version unknown'})"
 
 
 @dataclass(frozen=True)
@@ -110,20 +124,14 @@ def _usable_gor(facts: EngineFacts) -> tuple[GorBinary | None, str]:
     if gor is None:
         return None, f"no gor binary found (looked at {', '.join(facts.gor_searched)})"
     if gor.help_text is None:
-        return None, f"gor at {gor.path} did not answer --help ({gor.problem})"
+        return None, f"{gor.found_at} {gor.path} did not answer --help ({gor.problem})"
     return gor, ""
 
 
 def _gor_kind(gor: GorBinary) -> tuple[ReplayerKind, str]:
     if gor.speaks_input_http:
-        return (
-            ReplayerKind.GOR_INPUT_HTTP,
-            f"{gor.found_at} {gor.path} lists --input-http (v0.14 or older)",
-        )
-    return (
-        ReplayerKind.GOR_INPUT_TCP,
-        f"{gor.found_at} {gor.path} has no --input-http (v0.15 or newer)",
-    )
+        return ReplayerKind.GOR_INPUT_HTTP, f"{gor.described} lists --input-http (v0.14 or older)"
+    return ReplayerKind.GOR_INPUT_TCP, f"{gor.described} has no --input-http (v0.15 or newer)"
 
 
 def _choose_replayer(
@@ -197,6 +205,24 @@ def choose_engines(settings: EngineSettings, facts: EngineFacts) -> EnginePlan:
     return EnginePlan(replayer, replayer_reason, proxy, proxy_reason, gor_path)
 
 
+HOP_REASONS = {
+    True: "one-way GoReplay framing: no responses to read, no per-request connections",
+    False: "the replayer reads raw HTTP (--input-http)",
+}
+
+
+def decision_events(plan: EnginePlan) -> tuple[dict[str, LogValue], ...]:
+    """The `at=engine` lines: logged by the wrapper at boot, printed by the build as well."""
+    return (
+        {"at": "engine", "process": "replayer", "engine": plan.replayer.value,
+         "reason": plan.replayer_reason},
+        {"at": "engine", "process": "proxy", "engine": plan.proxy.value,
+         "reason": plan.proxy_reason},
+        {"at": "engine", "process": "hop", "framing": "gor" if plan.gor_framing else "http",
+         "reason": HOP_REASONS[plan.gor_framing]},
+    )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class EngineCommands:
     replayer: tuple[str, ...]
@@ -216,7 +242,11 @@ def engine_commands(
     drain_timeout: float,
     flush_timeout: float,
 ) -> EngineCommands:
-    """The exact argv of each engine, as the design writes them for em-proxy and gor."""
+    """The exact argv of each engine, as the design writes them for em-proxy and gor.
+
+    The replayer listens on 127.0.0.1 whatever it is: a bare `:PORT` would make gor listen on
+    every interface, and only the proxy's $PORT may face the outside.
+    """
     internal = f"{LOOPBACK}:{ports.replayer}"
     if plan.replayer is ReplayerKind.BUILTIN:
         input_flag = "--input-tcp" if plan.gor_framing else "--input-http"
@@ -229,7 +259,7 @@ def engine_commands(
         input_flag = (
             "--input-http" if plan.replayer is ReplayerKind.GOR_INPUT_HTTP else "--input-tcp"
         )
-        replayer = (plan.gor_path, input_flag, f":{ports.replayer}", *options_argv)
+        replayer = (plan.gor_path, input_flag, internal, *options_argv)
     em_proxy_args = ("-l", str(ports.public), "-r", f"{LOOPBACK}:{ports.app}", "-d", internal)
     if plan.proxy is ProxyKind.BUNDLED_EM_PROXY:
         proxy: tuple[str, ...] = ("bundle", "exec", "em-proxy", *em_proxy_args)
@@ -244,84 +274,9 @@ def engine_commands(
     return EngineCommands(replayer, proxy)
 
 
-def _is_executable_file(path: Path) -> bool:
-    return path.is_file() and os.access(path, os.X_OK)
+if __name__ == "__main__":
+    # `python -m traffic_duplicator.wrapper.engines --explain BUILD_DIR ENV_DIR`: the build's
+    # way of asking this module (see wrapper.explain).
+    from traffic_duplicator.wrapper.explain import main
 
-
-def _probe_gor_help(path: str, found_at: str) -> GorBinary:
-    try:
-        done = subprocess.run(
-            [path, "--help"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=GOR_HELP_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return GorBinary(path, found_at, problem=f"no answer within {GOR_HELP_TIMEOUT:g}s")
-    except OSError as exc:
-        return GorBinary(path, found_at, problem=exc.strerror or str(exc))
-    text = (done.stdout + done.stderr).decode("utf-8", "replace")
-    return GorBinary(path, found_at, help_text=text)
-
-
-def _lockfile(env: Mapping[str, str], cwd: Path) -> Path:
-    gemfile = env.get("BUNDLE_GEMFILE", "").strip()
-    return Path(gemfile + ".lock") if gemfile else cwd / "Gemfile.lock"
-
-
-def buildpack_home(settings: EngineSettings, package_dir: Path) -> Path:
-    """The buildpack's directory: TRAFFIC_DUPLICATOR_HOME, else the one holding this package."""
-    return settings.home if settings.home is not None else package_dir.parent
-
-
-def discover_engines(
-    settings: EngineSettings,
-    env: Mapping[str, str],
-    cwd: Path,
-    package_dir: Path,
-    real_gor_flags: tuple[str, ...] = (),
-) -> EngineFacts:
-    """Look for gor (in order: TRAFFIC_DUPLICATOR_GOR, the app's bin/gor, the buildpack's
-    vendor/gor/gor), em-proxy in Gemfile.lock, and bundle / em-proxy on PATH."""
-    gor: GorBinary | None = None
-    searched: list[str] = []
-    setting_problem: str | None = None
-    if settings.replayer is not ReplayerMode.BUILTIN:
-        candidates: list[tuple[Path, str]] = []
-        if settings.gor_path:
-            explicit = Path(settings.gor_path)
-            if not _is_executable_file(explicit):
-                setting_problem = (
-                    f"{GOR}={settings.gor_path} is not an executable file; fix or unset it"
-                )
-            candidates.append((explicit, GOR))
-        candidates.append((cwd / "bin" / "gor", "the app's bin/gor"))
-        home = buildpack_home(settings, package_dir)
-        candidates.append((home / "vendor" / "gor" / "gor", "the buildpack's vendor/gor/gor"))
-        for path, found_at in candidates:
-            searched.append(str(path))
-            if _is_executable_file(path):
-                gor = _probe_gor_help(str(path), found_at)
-                break
-    lockfile_lists: str | None = None
-    bundle = em_proxy = False
-    if settings.proxy is not ProxyMode.BUILTIN:
-        lockfile = _lockfile(env, cwd)
-        try:
-            if _EM_PROXY_IN_LOCKFILE.search(lockfile.read_text(encoding="utf-8", errors="replace")):
-                lockfile_lists = lockfile.name if lockfile.parent == cwd else str(lockfile)
-        except OSError:
-            pass
-        search_path = env.get("PATH", os.defpath)
-        bundle = shutil.which("bundle", path=search_path) is not None
-        em_proxy = shutil.which("em-proxy", path=search_path) is not None
-    return EngineFacts(
-        gor=gor,
-        gor_searched=tuple(searched),
-        gor_setting_problem=setting_problem,
-        lockfile_lists_em_proxy=lockfile_lists,
-        bundle_on_path=bundle,
-        em_proxy_on_path=em_proxy,
-        real_gor_flags=real_gor_flags,
-    )
+    sys.exit(main())

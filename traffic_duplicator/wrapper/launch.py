@@ -15,19 +15,14 @@ from pathlib import Path
 
 import traffic_duplicator
 from traffic_duplicator.logs import EventLog
-from traffic_duplicator.options import (
-    GorOptions,
-    deprecation_notices,
-    load_options,
-    validate_options_file,
-)
+from traffic_duplicator.options import GorOptions, deprecation_notices, load_options
 from traffic_duplicator.wrapper.budget import ShutdownBudget
+from traffic_duplicator.wrapper.buildrecord import engine_plan_at_boot
 from traffic_duplicator.wrapper.command import check_program
 from traffic_duplicator.wrapper.engines import (
     EngineCommands,
     EnginePlan,
-    choose_engines,
-    discover_engines,
+    decision_events,
     engine_commands,
 )
 from traffic_duplicator.wrapper.ports import (
@@ -68,18 +63,8 @@ def _log_plan(
         options=str(settings.options_path), outputs=len(options.outputs()),
         shutdown_timeout=f"{settings.supervision.shutdown_timeout:g}s",
     )  # fmt: skip
-    hop_reason = (
-        "one-way GoReplay framing: no responses to read, no per-request connections"
-        if plan.gor_framing
-        else "the replayer reads raw HTTP (--input-http)"
-    )
-    log.event(
-        at="engine", process="replayer", engine=plan.replayer.value, reason=plan.replayer_reason
-    )
-    log.event(at="engine", process="proxy", engine=plan.proxy.value, reason=plan.proxy_reason)
-    log.event(
-        at="engine", process="hop", framing="gor" if plan.gor_framing else "http", reason=hop_reason
-    )
+    for fields in decision_events(plan):
+        log.event(**fields)
     for notice in deprecation_notices(options):
         log.event(at="warning", message=notice)
 
@@ -102,10 +87,7 @@ def launch(command: Sequence[str], env: Mapping[str, str], cwd: Path, log: Event
     settings = read_settings(env)
     ports = plan_ports(env)
     options = load_options(settings.options_path)
-    real_gor_flags = tuple(flag.spelling for flag in options.needs_real_gor())
-    facts = discover_engines(settings.engines, env, cwd, PACKAGE_DIR, real_gor_flags)
-    plan = choose_engines(settings.engines, facts)
-    validate_options_file(options, gor_available=plan.uses_gor)
+    plan = engine_plan_at_boot(env, cwd, PACKAGE_DIR, options, log)
     check_program(command[0], env)
     check_ports_free(ports)
 
