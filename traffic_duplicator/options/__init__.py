@@ -5,7 +5,7 @@ The package, one job per module:
 - `words`: shell-like splitting of the file into words that remember their line;
 - `values`, `urls`, `rules`: one parser per kind of flag value (durations, sizes, limits,
   output URLs, headers, rewrites), shared with the replayer and the tee proxy;
-- `goregex`: Go's RE2 syntax and replacement templates, run-time helpers of the replayer;
+- `re2`, `charclass`, `goregex`: Go's RE2 syntax and `ReplaceAll`, as the replayer runs them;
 - `flags`: the typed flag table;
 - `model`: the flags found in some words, with typed access to their values;
 - `validation`: the rules a file must follow, each written once;
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from traffic_duplicator.options.errors import BadValue, OptionsError
 from traffic_duplicator.options.flags import ALIASES, BY_NAME, FLAGS, Flag, Kind, Scope
-from traffic_duplicator.options.goregex import compile_go_regex, go_expand, go_replace_all
+from traffic_duplicator.options.goregex import GoRegex, compile_go_regex, go_replace_all
 from traffic_duplicator.options.model import (
     DEFAULT_SOURCE,
     GorOptions,
@@ -81,6 +81,7 @@ __all__ = [
     "REAL_GOR_FIX",
     "BadValue",
     "Flag",
+    "GoRegex",
     "GorOptions",
     "HashLimit",
     "HeaderRegex",
@@ -100,7 +101,6 @@ __all__ = [
     "compile_go_regex",
     "decode_basic_auth",
     "deprecation_notices",
-    "go_expand",
     "go_replace_all",
     "load_options",
     "parse_argv",

@@ -11,37 +11,47 @@ import re
 from dataclasses import dataclass
 
 from traffic_duplicator.options.errors import BadValue
-from traffic_duplicator.options.goregex import compile_go_regex
+from traffic_duplicator.options.goregex import GoRegex, compile_go_regex
 from traffic_duplicator.options.values import MAX_PERCENT
 
 
 @dataclass(frozen=True)
 class HeaderValue:
+    """`--http-set-header 'Name: value'`: the name as written, the value trimmed."""
+
     name: str
     value: str
 
 
 @dataclass(frozen=True)
 class HeaderRegex:
+    """`--http-allow-header`/`--http-disallow-header 'Name: regex'`."""
+
     name: str
-    regex: re.Pattern[bytes]
+    regex: GoRegex
 
 
 @dataclass(frozen=True)
 class HeaderRewrite:
+    """`--http-rewrite-header 'Name: regex,replacement'`; the replacement is a Go template."""
+
     name: str
-    regex: re.Pattern[bytes]
+    regex: GoRegex
     target: bytes
 
 
 @dataclass(frozen=True)
 class UrlRewrite:
-    regex: re.Pattern[bytes]
+    """`--http-rewrite-url 'regex:replacement'`, applied to the request target."""
+
+    regex: GoRegex
     target: bytes
 
 
 @dataclass(frozen=True)
 class HashLimit:
+    """`--http-header-limiter`/`--http-param-limiter 'name: N%'`: keep N % by FNV-1a hash."""
+
     name: str
     percent: int
 
@@ -120,7 +130,7 @@ def parse_hash_limit(text: str) -> HashLimit:
     return HashLimit(name.strip(), percent)
 
 
-def parse_regex(text: str) -> re.Pattern[bytes]:
+def parse_regex(text: str) -> GoRegex:
     return compile_go_regex(text)
 
 

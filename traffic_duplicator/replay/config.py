@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass
 
 from traffic_duplicator.options import (
+    GoRegex,
     GorOptions,
     HashLimit,
     HeaderRegex,
@@ -68,11 +68,11 @@ class ModifierConfig:
     methods: tuple[bytes, ...] = ()
     set_headers: tuple[HeaderValue, ...] = ()
     set_params: tuple[tuple[str, str], ...] = ()
-    allow_urls: tuple[re.Pattern[bytes], ...] = ()
-    disallow_urls: tuple[re.Pattern[bytes], ...] = ()
+    allow_urls: tuple[GoRegex, ...] = ()
+    disallow_urls: tuple[GoRegex, ...] = ()
     allow_headers: tuple[HeaderRegex, ...] = ()
     disallow_headers: tuple[HeaderRegex, ...] = ()
-    basic_auth: tuple[re.Pattern[bytes], ...] = ()
+    basic_auth: tuple[GoRegex, ...] = ()
     header_limits: tuple[HashLimit, ...] = ()
     param_limits: tuple[HashLimit, ...] = ()
     url_rewrites: tuple[UrlRewrite, ...] = ()
