@@ -65,3 +65,39 @@ def test_cli_missing_file(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "file not found" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_build_never_prints_a_password(tmp_path: Path) -> None:
+    path = tmp_path / "gor.options"
+    path.write_text(
+        "--output-http 'https://mirror:pa55-Word@staging.example.com/base/|50%'\n"
+        "--http-set-header 'Authorization: Bearer tok-Secret'\n"
+    )
+    result = run_cli(str(path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "output-http https://mirror:***@staging.example.com/base (limit 50%)"
+    ]
+    path.write_text(
+        "--output-http 'https://mirror:pa55-Word@staging.example.com/?v=1'\n"
+        "--http-set-header 'Authorization Bearer tok-Secret'\n"
+    )
+    refused = run_cli(str(path))
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        f"{path} line 1: --output-http: 'https://mirror:***@staging.example.com/?v=1' has a "
+        "query (?v=1), which would not be applied to replayed requests; remove it, and add "
+        "parameters with --http-set-param NAME=VALUE\n"
+    )
+    path.write_text(
+        "--output-http https://staging.example.com\n"
+        "--http-set-header 'Authorization Bearer tok-Secret'\n"
+    )
+    malformed = run_cli(str(path))
+    assert malformed.stderr == (
+        f"{path} line 2: --http-set-header: 'Authorization ***' is not 'Name: value', "
+        "e.g. 'X-Mirrored: 1'\n"
+    )
+    for output in (result, refused, malformed):
+        assert "pa55-Word" not in output.stdout + output.stderr
+        assert "tok-Secret" not in output.stdout + output.stderr

@@ -228,7 +228,7 @@ HTTP_SET_PARAM = _v(
     "http-set-param",
     rules.parse_param,
     "set a query parameter, replacing an existing one: name=value",
-    "api_key=1",
+    "mirrored=1",
 )
 # Filters.
 HTTP_ALLOW_URL = _v(

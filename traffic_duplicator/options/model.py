@@ -18,6 +18,7 @@ from traffic_duplicator.options.errors import BadValue, OptionsError
 from traffic_duplicator.options.flags import ALIASES, BY_NAME, HINTS, Flag, Kind
 from traffic_duplicator.options.values import FALSE_WORDS, TRUE_WORDS
 from traffic_duplicator.options.words import SplitError, Word, split_words
+from traffic_duplicator.redact import mask_url
 
 DEFAULT_SOURCE = "config/gor.options"
 
@@ -54,9 +55,9 @@ class GorOptions:
         return tuple(f for f in self.flags if not f.builtin_supported)
 
     def outputs(self) -> tuple[str, ...]:
-        """The --output-http URLs as written (without any |limit), for summaries."""
+        """The --output-http URLs as written (without any |limit, passwords masked)."""
         return tuple(
-            f.value.rpartition("|")[0] if "|" in f.value else f.value
+            mask_url(f.value.rpartition("|")[0] if "|" in f.value else f.value)
             for f in self.flags
             if f.name == "output-http" and f.value is not None
         )

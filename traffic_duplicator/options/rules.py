@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from traffic_duplicator.options.errors import BadValue
 from traffic_duplicator.options.goregex import GoRegex, compile_go_regex
 from traffic_duplicator.options.values import MAX_PERCENT
+from traffic_duplicator.redact import MASK, is_secret_name
 
 
 @dataclass(frozen=True)
@@ -57,12 +58,21 @@ class HashLimit:
 
 
 _TOKEN = re.compile(r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+_NAME_END = re.compile(r"[\s:=]")
+
+
+def _shown(text: str) -> str:
+    """A flag value as an error may quote it: nothing after a credential's name."""
+    name = _NAME_END.split(text.strip(), maxsplit=1)[0]
+    if name != text.strip() and is_secret_name(name):
+        return f"{name} {MASK}"
+    return text
 
 
 def _header_name(name: str, text: str, example: str) -> str:
     stripped = name.strip()
     if not _TOKEN.fullmatch(stripped):
-        raise BadValue(f"{text!r} does not start with a header name; write e.g. {example}")
+        raise BadValue(f"{_shown(text)!r} does not start with a header name; write e.g. {example}")
     return stripped
 
 
@@ -70,7 +80,7 @@ def parse_header_value(text: str) -> HeaderValue:
     """`Name: value` for `--http-set-header`."""
     name, colon, value = text.partition(":")
     if not colon:
-        raise BadValue(f"{text!r} is not 'Name: value', e.g. 'X-Mirrored: 1'")
+        raise BadValue(f"{_shown(text)!r} is not 'Name: value', e.g. 'X-Mirrored: 1'")
     return HeaderValue(_header_name(name, text, "'X-Mirrored: 1'"), value.strip())
 
 
@@ -78,7 +88,7 @@ def parse_header_regex(text: str) -> HeaderRegex:
     """`Name: regex` or `Name:regex` for the header filters."""
     name, colon, pattern = text.partition(":")
     if not colon:
-        raise BadValue(f"{text!r} is not 'Name: regex', e.g. 'Api-Version: ^v1'")
+        raise BadValue(f"{_shown(text)!r} is not 'Name: regex', e.g. 'Api-Version: ^v1'")
     header = _header_name(name, text, "'Api-Version: ^v1'")
     return HeaderRegex(header, compile_go_regex(pattern.strip()))
 
@@ -88,7 +98,7 @@ def parse_header_rewrite(text: str) -> HeaderRewrite:
     name, colon, rest = text.partition(":")
     pattern, comma, target = rest.strip().partition(",")
     if not colon or not comma:
-        raise BadValue(f"{text!r} is not 'Name: regex,replacement', e.g. 'Host: (.*),x.$1'")
+        raise BadValue(f"{_shown(text)!r} is not 'Name: regex,replacement', e.g. 'Host: (.*),x.$1'")
     header = _header_name(name, text, "'Host: (.*).example.com,$1.beta.example.com'")
     return HeaderRewrite(header, compile_go_regex(pattern), target.encode())
 
@@ -97,7 +107,7 @@ def parse_url_rewrite(text: str) -> UrlRewrite:
     """`regex:replacement` for `--http-rewrite-url` (split at the first colon, as gor)."""
     pattern, colon, target = text.partition(":")
     if not colon:
-        raise BadValue(f"{text!r} is not 'regex:replacement', e.g. '/v1/(.*):/v2/$1'")
+        raise BadValue(f"{_shown(text)!r} is not 'regex:replacement', e.g. '/v1/(.*):/v2/$1'")
     return UrlRewrite(compile_go_regex(pattern), target.encode())
 
 
@@ -105,7 +115,7 @@ def parse_param(text: str) -> tuple[str, str]:
     """`name=value` for `--http-set-param`."""
     name, equals, value = text.partition("=")
     if not equals or not name.strip():
-        raise BadValue(f"{text!r} is not 'name=value', e.g. api_key=1")
+        raise BadValue(f"{_shown(text)!r} is not 'name=value', e.g. mirrored=1")
     return name.strip(), value.strip()
 
 
@@ -124,9 +134,9 @@ def parse_hash_limit(text: str) -> HashLimit:
     name, colon, value = text.partition(":")
     percent = _percent(value.strip()) if colon and name.strip() else None
     if percent is None:
-        raise BadValue(f"{text!r} is not 'name: N%', e.g. 'User-Id: 25%'")
+        raise BadValue(f"{_shown(text)!r} is not 'name: N%', e.g. 'User-Id: 25%'")
     if percent > MAX_PERCENT:
-        raise BadValue(f"{text!r}: the percentage is at most 100%")
+        raise BadValue(f"{_shown(text)!r}: the percentage is at most 100%")
     return HashLimit(name.strip(), percent)
 
 
@@ -136,7 +146,7 @@ def parse_regex(text: str) -> GoRegex:
 
 def parse_method(text: str) -> bytes:
     if not _TOKEN.fullmatch(text.strip()):
-        raise BadValue(f"{text!r} is not an HTTP method, e.g. GET")
+        raise BadValue(f"{_shown(text)!r} is not an HTTP method, e.g. GET")
     return text.strip().encode()
 
 
