@@ -19,7 +19,15 @@ to build its configuration, so a file that passes at build time cannot fail at r
 from __future__ import annotations
 
 from traffic_duplicator.options.errors import BadValue, OptionsError
-from traffic_duplicator.options.flags import ALIASES, BY_NAME, FLAGS, Flag, Kind, Scope
+from traffic_duplicator.options.flags import (
+    ALIASES,
+    BY_NAME,
+    FLAGS,
+    Flag,
+    Kind,
+    Scope,
+    TypedFlag,
+)
 from traffic_duplicator.options.goregex import GoRegex, compile_go_regex, go_replace_all
 from traffic_duplicator.options.model import (
     DEFAULT_SOURCE,
@@ -96,6 +104,7 @@ __all__ = [
     "OutputTarget",
     "ParsedFlag",
     "Scope",
+    "TypedFlag",
     "UrlRewrite",
     "Word",
     "compile_go_regex",

@@ -1,7 +1,7 @@
 """The flag table: every GoReplay flag we know, its value syntax, and its typed parser.
 
 Each flag the built-in replayer implements is a module constant typed by what its value
-parses to (`OUTPUT_HTTP: Flag[OutputTarget]`), so the replayer reads parsed values with
+parses to (`OUTPUT_HTTP: TypedFlag[OutputTarget]`), so the replayer reads parsed values with
 `options.values(flags.OUTPUT_HTTP)` and gets real types. Names are GoReplay 1.3's, plus
 the older names still found in users' files as aliases.
 """
@@ -43,8 +43,9 @@ class Scope(enum.Enum):
 
 
 @dataclass(frozen=True)
-class Flag(Generic[T_co]):
-    """One flag: its canonical name, value syntax, whether we implement it, and a summary."""
+class TypedFlag(Generic[T_co]):
+    """One flag: its canonical name, value syntax, whether we implement it, and a summary;
+    `T_co` is the type its value parses to."""
 
     name: str
     kind: Kind
@@ -67,9 +68,13 @@ class Flag(Generic[T_co]):
         return self.implicit
 
 
-def _b(name: str, summary: str) -> Flag[bool]:
+# Any flag, whatever its value's type: what code that only reads names and kinds annotates.
+Flag = TypedFlag[object]
+
+
+def _b(name: str, summary: str) -> TypedFlag[bool]:
     """A boolean flag the built-in replayer implements."""
-    return Flag(name, Kind.BOOL, True, summary, parse_bool, implicit=True)
+    return TypedFlag(name, Kind.BOOL, True, summary, parse_bool, implicit=True)
 
 
 def _v(
@@ -79,25 +84,26 @@ def _v(
     example: str,
     *,
     aliases: tuple[str, ...] = (),
-) -> Flag[T_co]:
+) -> TypedFlag[T_co]:
     """A flag with a value that the built-in replayer implements."""
-    return Flag(name, Kind.VALUE, True, summary, parse, Scope.OPTION, example, aliases)
+    return TypedFlag(name, Kind.VALUE, True, summary, parse, Scope.OPTION, example, aliases)
 
 
-def _only(scope: Scope, flag: Flag[T_co]) -> Flag[T_co]:
+def _only(scope: Scope, flag: TypedFlag[T_co]) -> TypedFlag[T_co]:
     """`flag`, allowed only where `scope` says (an input, or our own extension)."""
     return dataclasses.replace(flag, scope=scope)
 
 
-def _gor(name: str) -> Flag[str]:
+def _gor(name: str) -> TypedFlag[str]:
     """A GoReplay flag with a value that the built-in replayer does not implement."""
-    return Flag(name, Kind.VALUE, False, "needs a real gor binary", parse_text, example="VALUE")
+    summary = "needs a real gor binary"
+    return TypedFlag(name, Kind.VALUE, False, summary, parse_text, example="VALUE")
 
 
-def _gor_bool(name: str) -> Flag[bool]:
+def _gor_bool(name: str) -> TypedFlag[bool]:
     """A GoReplay boolean flag that the built-in replayer does not implement."""
     summary = "needs a real gor binary"
-    return Flag(name, Kind.BOOL, False, summary, parse_bool, example="VALUE", implicit=True)
+    return TypedFlag(name, Kind.BOOL, False, summary, parse_bool, example="VALUE", implicit=True)
 
 
 # Inputs: the replayer's command line (the wrapper passes --input-http or --input-tcp).
@@ -286,7 +292,7 @@ HTTP_BASIC_AUTH_FILTER = _v(
 # Process.
 EXIT_AFTER = _v("exit-after", parse_duration, "stop (and flush) after this long", "30s")
 STATS = _b("stats", "log stats lines periodically (as --output-http-stats does)")
-VERBOSE = Flag(
+VERBOSE = TypedFlag(
     "verbose",
     Kind.OPTIONAL_COUNT,
     True,
@@ -307,7 +313,7 @@ FLUSH_TIMEOUT = _only(
     ),
 )
 
-FLAGS: tuple[Flag[object], ...] = (
+FLAGS: tuple[Flag, ...] = (
     INPUT_HTTP,
     INPUT_TCP,
     INPUT_FILE,
@@ -432,7 +438,7 @@ FLAGS: tuple[Flag[object], ...] = (
     _gor("memprofile"),
 )
 
-BY_NAME: dict[str, Flag[object]] = {flag.name: flag for flag in FLAGS}
+BY_NAME: dict[str, Flag] = {flag.name: flag for flag in FLAGS}
 ALIASES: dict[str, str] = {alias: flag.name for flag in FLAGS for alias in flag.aliases}
 # Names people write that gor never had; a specific hint beats a fuzzy one.
 HINTS = {

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from traffic_duplicator.options.errors import BadValue, OptionsError
-from traffic_duplicator.options.flags import ALIASES, BY_NAME, HINTS, Flag, Kind
+from traffic_duplicator.options.flags import ALIASES, BY_NAME, HINTS, Flag, Kind, TypedFlag
 from traffic_duplicator.options.values import FALSE_WORDS, TRUE_WORDS
 from traffic_duplicator.options.words import SplitError, Word, split_words
 from traffic_duplicator.redact import mask_url
@@ -37,7 +37,7 @@ class ParsedFlag:
     builtin_supported: bool
 
     @property
-    def spec(self) -> Flag[object]:
+    def spec(self) -> Flag:
         return BY_NAME[self.name]
 
 
@@ -81,11 +81,11 @@ class GorOptions:
             return last.value is None or last.value in TRUE_WORDS
         return True
 
-    def values(self, flag: Flag[T]) -> list[T]:
+    def values(self, flag: TypedFlag[T]) -> list[T]:
         """The parsed value of each occurrence of `flag`, in order (checked at parse time)."""
         return [flag.value_of(f.value) for f in self.flags if f.name == flag.name]
 
-    def value(self, flag: Flag[T], default: T) -> T:
+    def value(self, flag: TypedFlag[T], default: T) -> T:
         """The last occurrence's parsed value (the last one wins, as in gor), or `default`."""
         last = self.last(flag.name)
         return default if last is None else flag.value_of(last.value)
@@ -172,9 +172,7 @@ class _Reader:
             )
         return self.fail(word.line, f"unexpected word {text!r}: every option starts with --")
 
-    def _value(
-        self, word: Word, spec: Flag[object], spelling: str, inline: str | None
-    ) -> str | None:
+    def _value(self, word: Word, spec: Flag, spelling: str, inline: str | None) -> str | None:
         """The flag's value as written (None for a flag written alone); advances `pos`."""
         self.pos += 1
         if spec.kind is Kind.BOOL:
