@@ -1,4 +1,8 @@
-"""Logfmt lines for run-time events, and a rate limit for repetitive error lines."""
+"""Logfmt lines for run-time events, and a rate limit for repetitive error lines.
+
+Every text value is masked on the way out (redact.mask_text): URL passwords and the values
+of secret-named fields never reach a log line, whoever logs them.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import sys
 import time
 from collections.abc import Callable
 from typing import TextIO
+
+from traffic_duplicator.redact import mask_text
 
 LogValue = str | int | float | bool | None
 
@@ -17,8 +23,10 @@ def _quote(value: LogValue) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         text = f"{value:.3f}".rstrip("0").rstrip(".")
-    else:
+    elif isinstance(value, int):
         text = str(value)
+    else:
+        text = mask_text(value)  # no password or credential reaches a log line
     # Quote only when a value would otherwise split or confuse a logfmt parser.
     if text == "" or any(c in text for c in ' ="\\') or not text.isprintable():
         escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

@@ -28,7 +28,7 @@ def _assert_installed(build_dir: Path) -> None:
     assert launcher.stat().st_mode & 0o111
     package = build_dir / ".traffic-duplicator" / "lib" / "traffic_duplicator"
     assert (package / "__init__.py").is_file()
-    assert (package / "options.py").is_file()
+    assert (package / "options" / "__init__.py").is_file()
     profile = (build_dir / ".profile.d" / "traffic-duplicator.sh").read_text()
     assert 'TRAFFIC_DUPLICATOR_HOME="${TRAFFIC_DUPLICATOR_HOME:-${HOME}/.traffic-duplicator}"' in (
         profile

@@ -8,7 +8,8 @@ from tests.support import free_port, run_module
 from traffic_duplicator import __version__
 from traffic_duplicator.addr import Address
 from traffic_duplicator.errors import UserError
-from traffic_duplicator.proxy.cli import parse_args, parse_size
+from traffic_duplicator.options.values import parse_size
+from traffic_duplicator.proxy.cli import parse_args
 from traffic_duplicator.proxy.config import (
     DEFAULT_DRAIN_TIMEOUT,
     DEFAULT_MIRROR_BUFFER,

@@ -14,6 +14,8 @@ from traffic_duplicator.replay.request import (
     HeadEditor,
     Request,
     set_query_param,
+    to_origin_form,
+    with_header,
     with_host,
     with_target_prefix,
 )
@@ -182,3 +184,55 @@ def test_head_editor_round_trip_is_exact() -> None:
     editor = HeadEditor(head)
     assert editor.get(b"B") == b"2"
     assert editor.render() == head
+
+
+# The option lines of goreplay issues #934 and #965: gor answers with Go's ReplaceAll, which
+# ignores the empty match that `(.*)` finds right after the whole value.
+@pytest.mark.parametrize(
+    ("option", "header", "sent"),
+    [
+        ("X-A: (.*),x1$1", b"X-A: val", b"X-A: x1val"),  # gor #934
+        ("X-B:(.*),BBB", b"X-B: anything", b"X-B: BBB"),  # gor #965
+        ("X-C: ^(\\w+)-(?P<env>\\w+)$,${env}_$1", b"X-C: web-prod", b"X-C: prod_web"),
+        ("X-D: (?i)TOKEN,$9[$0]", b"X-D: token", b"X-D: [token]"),
+    ],
+)
+def test_header_rewrites_give_what_gor_gives(option: str, header: bytes, sent: bytes) -> None:
+    head = b"GET / HTTP/1.1\r\nHost: x\r\n" + header + b"\r\n\r\n"
+    assert rewritten(modifier("--http-rewrite-header", option), head) == (
+        b"GET / HTTP/1.1\r\nHost: x\r\n" + sent + b"\r\n\r\n"
+    )
+
+
+def test_url_rewrite_with_an_empty_match_writes_the_prefix_once() -> None:
+    mod = modifier("--http-rewrite-url", "(.*):/shadow$1")
+    assert rewritten(mod, b"GET /users?id=7 HTTP/1.1\r\n\r\n") == (
+        b"GET /shadow/users?id=7 HTTP/1.1\r\n\r\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("head", "origin"),
+    [
+        (b"GET http://www.example.com/users?id=7 HTTP/1.1\r\n", b"GET /users?id=7 HTTP/1.1\r\n"),
+        (b"GET HTTPS://www.example.com?x=1 HTTP/1.1\r\n", b"GET /?x=1 HTTP/1.1\r\n"),
+        (b"POST http://h:8080 HTTP/1.0\r\n", b"POST / HTTP/1.0\r\n"),
+        (b"GET /already HTTP/1.1\r\n", b"GET /already HTTP/1.1\r\n"),
+        (b"CONNECT h:443 HTTP/1.1\r\n", b"CONNECT h:443 HTTP/1.1\r\n"),
+        (b"OPTIONS * HTTP/1.1\r\n", b"OPTIONS * HTTP/1.1\r\n"),
+    ],
+)
+def test_absolute_form_targets_become_origin_form(head: bytes, origin: bytes) -> None:
+    # RFC 9112 §3.2.2: the authority of an absolute-form target wins over Host.
+    rest = b"Host: www.example.com\r\n\r\n"
+    assert to_origin_form(head + rest) == origin + rest
+
+
+def test_with_header_replaces_the_first_or_appends() -> None:
+    head = b"GET / HTTP/1.1\r\nauthorization:  Basic old\r\nAuthorization: x\r\n\r\n"
+    assert with_header(head, b"Authorization", b"Basic new") == (
+        b"GET / HTTP/1.1\r\nauthorization: Basic new\r\nAuthorization: x\r\n\r\n"
+    )
+    assert with_header(b"GET / HTTP/1.1\r\n\r\n", b"Authorization", b"Basic a") == (
+        b"GET / HTTP/1.1\r\nAuthorization: Basic a\r\n\r\n"
+    )

@@ -7,7 +7,6 @@ argparse's multi-line usage text. `-h`/`--help` and `--version` print and exit 0
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -16,6 +15,7 @@ from traffic_duplicator import __version__
 from traffic_duplicator.addr import Address, parse_host_port
 from traffic_duplicator.errors import AddressError, UserError
 from traffic_duplicator.logs import EventLog
+from traffic_duplicator.options.values import parse_size  # the one size grammar
 from traffic_duplicator.proxy.config import (
     DEFAULT_DRAIN_TIMEOUT,
     DEFAULT_MIRROR_BUFFER,
@@ -32,8 +32,6 @@ GOR_SCHEME = "gor://"
 # A bare port in -r/-d means this host.
 DEFAULT_CONNECT_HOST = "127.0.0.1"
 MAX_MIRROR_CONNECTIONS = 64
-_SIZE = re.compile(r"(\d+)\s*([kmg]?)(i?b)?", re.IGNORECASE)
-_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 
 class UsageError(UserError):
@@ -43,14 +41,6 @@ class UsageError(UserError):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see --help)")
-
-
-def parse_size(text: str) -> int:
-    """Bytes from `1048576`, `512k`, `1m`, `1MiB`, `2G` (binary units)."""
-    match = _SIZE.fullmatch(text.strip())
-    if match is None:
-        raise ValueError(text)
-    return int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
 
 
 def parse_address(flag: str, text: str, default_host: str, expected: str) -> Address:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass
 
 from traffic_duplicator.options import (
-    REAL_GOR_FIX,
+    GoRegex,
     GorOptions,
     HashLimit,
     HeaderRegex,
@@ -18,7 +17,9 @@ from traffic_duplicator.options import (
     OptionsError,
     OutputTarget,
     UrlRewrite,
-    parse_verbose,
+    flags,
+    require_builtin,
+    require_output,
 )
 
 DEFAULT_WORKERS = 256  # gor scales workers without a limit; we open connections on demand
@@ -67,11 +68,11 @@ class ModifierConfig:
     methods: tuple[bytes, ...] = ()
     set_headers: tuple[HeaderValue, ...] = ()
     set_params: tuple[tuple[str, str], ...] = ()
-    allow_urls: tuple[re.Pattern[bytes], ...] = ()
-    disallow_urls: tuple[re.Pattern[bytes], ...] = ()
+    allow_urls: tuple[GoRegex, ...] = ()
+    disallow_urls: tuple[GoRegex, ...] = ()
     allow_headers: tuple[HeaderRegex, ...] = ()
     disallow_headers: tuple[HeaderRegex, ...] = ()
-    basic_auth: tuple[re.Pattern[bytes], ...] = ()
+    basic_auth: tuple[GoRegex, ...] = ()
     header_limits: tuple[HashLimit, ...] = ()
     param_limits: tuple[HashLimit, ...] = ()
     url_rewrites: tuple[UrlRewrite, ...] = ()
@@ -122,112 +123,91 @@ class ReplayConfig:
     max_request_bytes: int = MAX_REQUEST_BYTES
 
 
-def _values(options: GorOptions, name: str) -> list[object]:
-    return [flag.parsed() for flag in options.all(name)]
-
-
-def _number(options: GorOptions, name: str, default: float) -> float:
-    """The last value of a count or duration flag (the last one wins, as in gor)."""
-    flag = options.last(name)
-    if flag is None:
-        return default
-    value = flag.parsed()
-    assert isinstance(value, (int, float))
-    return value
-
-
-def build_config(options: GorOptions) -> ReplayConfig:
-    """Check what the built-in replayer can do and build its configuration."""
-    for flag in options.flags:
-        if not flag.builtin_supported:
-            raise options.error(flag, f"{flag.spelling} {REAL_GOR_FIX}")
-
+def _inputs(options: GorOptions) -> tuple[InputConfig, ...]:
+    """Each input flag in order; --input-file-loop and -max-wait apply to every file."""
+    loop = options.has(flags.INPUT_FILE_LOOP.name)
+    max_wait = options.value(flags.INPUT_FILE_MAX_WAIT, 0.0)
     inputs: list[InputConfig] = []
-    loop = options.has("input-file-loop")
-    max_wait = _number(options, "input-file-max-wait", 0.0)
     for flag in options.flags:
-        value = flag.parsed()
-        if flag.name == "input-http":
-            assert isinstance(value, Listen)
-            inputs.append(InputConfig(InputKind.HTTP, listen=value))
-        elif flag.name == "input-tcp":
-            assert isinstance(value, Listen)
-            inputs.append(InputConfig(InputKind.TCP, listen=value))
-        elif flag.name == "input-file":
-            assert isinstance(value, InputFile)
-            inputs.append(InputConfig(InputKind.FILE, file=value, loop=loop, max_wait=max_wait))
+        if flag.name == flags.INPUT_HTTP.name:
+            inputs.append(InputConfig(InputKind.HTTP, listen=flags.INPUT_HTTP.value_of(flag.value)))
+        elif flag.name == flags.INPUT_TCP.name:
+            inputs.append(InputConfig(InputKind.TCP, listen=flags.INPUT_TCP.value_of(flag.value)))
+        elif flag.name == flags.INPUT_FILE.name:
+            file = flags.INPUT_FILE.value_of(flag.value)
+            inputs.append(InputConfig(InputKind.FILE, file=file, loop=loop, max_wait=max_wait))
     if not inputs:
         raise OptionsError(
             f"{options.source}: no input; add --input-http [HOST]:PORT, "
             "--input-tcp [HOST]:PORT or --input-file PATH"
         )
+    return tuple(inputs)
 
-    workers = int(_number(options, "output-http-workers", 0)) or DEFAULT_WORKERS
-    queue_len = int(_number(options, "output-http-queue-len", DEFAULT_QUEUE_LEN))
-    timeout = _number(options, "output-http-timeout", DEFAULT_TIMEOUT)
-    redirects = int(_number(options, "output-http-redirects", 0))
-    http_outputs = tuple(
+
+def _http_outputs(options: GorOptions) -> tuple[HttpOutputConfig, ...]:
+    """One output per --output-http; the tuning flags apply to all of them, as in gor."""
+    timeout = options.value(flags.OUTPUT_HTTP_TIMEOUT, DEFAULT_TIMEOUT)
+    return tuple(
         HttpOutputConfig(
             target=target,
-            workers=workers,
+            workers=options.value(flags.OUTPUT_HTTP_WORKERS, 0) or DEFAULT_WORKERS,
             timeout=timeout if timeout > 0 else DEFAULT_TIMEOUT,
-            queue_len=queue_len,
-            redirects=redirects,
-            skip_verify=options.has("output-http-skip-verify"),
-            original_host=options.has("http-original-host"),
+            queue_len=options.value(flags.OUTPUT_HTTP_QUEUE_LEN, DEFAULT_QUEUE_LEN),
+            redirects=options.value(flags.OUTPUT_HTTP_REDIRECTS, 0),
+            skip_verify=options.has(flags.OUTPUT_HTTP_SKIP_VERIFY.name),
+            original_host=options.has(flags.HTTP_ORIGINAL_HOST.name),
         )
-        for target in _values(options, "output-http")
-        if isinstance(target, OutputTarget)
+        for target in options.values(flags.OUTPUT_HTTP)
     )
-    files = tuple(str(v) for v in _values(options, "output-file"))
-    stdout = options.has("output-stdout")
-    null = options.has("output-null")
-    if not (http_outputs or files or stdout or null):
-        raise OptionsError(
-            f"{options.source}: no output; add e.g. --output-http https://staging.example.com"
-        )
 
-    verbose = 0
-    for flag in options.all("verbose"):
-        verbose = 1 if flag.value is None else parse_verbose(flag.value)
-    if options.has("debug") or options.has("output-http-debug"):
+
+def _verbose(options: GorOptions) -> int:
+    """The last --verbose level; --debug and --output-http-debug mean at least 1."""
+    verbose = options.value(flags.VERBOSE, 0)
+    if options.has(flags.DEBUG.name) or options.has(flags.OUTPUT_HTTP_DEBUG.name):
         verbose = max(verbose, 1)
-    stats_ms = _number(options, "output-http-stats-ms", DEFAULT_STATS_MS)
+    return verbose
 
+
+def build_config(options: GorOptions) -> ReplayConfig:
+    """Check what the built-in replayer can do and build its configuration.
+
+    Raises OptionsError for a flag only a real gor implements, no input, or no output.
+    """
+    require_builtin(options)
+    inputs = _inputs(options)
+    require_output(options)
+    stats_ms = options.value(flags.OUTPUT_HTTP_STATS_MS, DEFAULT_STATS_MS)
     return ReplayConfig(
-        inputs=tuple(inputs),
-        http_outputs=http_outputs,
+        inputs=inputs,
+        http_outputs=_http_outputs(options),
         modifier=build_modifier_config(options),
-        stdout=stdout,
-        null=null,
-        files=files,
-        file_flush=_number(options, "output-file-flush-interval", DEFAULT_FILE_FLUSH),
-        split=options.has("split-output"),
-        stats=options.has("stats") or options.has("output-http-stats"),
+        stdout=options.has(flags.OUTPUT_STDOUT.name),
+        null=options.has(flags.OUTPUT_NULL.name),
+        files=tuple(options.values(flags.OUTPUT_FILE)),
+        file_flush=options.value(flags.OUTPUT_FILE_FLUSH_INTERVAL, DEFAULT_FILE_FLUSH),
+        split=options.has(flags.SPLIT_OUTPUT.name),
+        stats=options.has(flags.STATS.name) or options.has(flags.OUTPUT_HTTP_STATS.name),
         stats_interval=max(stats_ms, 100) / 1000,
-        verbose=verbose,
-        exit_after=_number(options, "exit-after", 0.0),
-        flush_timeout=_number(options, "flush-timeout", DEFAULT_FLUSH_TIMEOUT),
+        verbose=_verbose(options),
+        exit_after=options.value(flags.EXIT_AFTER, 0.0),
+        flush_timeout=options.value(flags.FLUSH_TIMEOUT, DEFAULT_FLUSH_TIMEOUT),
     )
 
 
 def build_modifier_config(options: GorOptions) -> ModifierConfig:
-    def typed(name: str, kind: type) -> tuple:  # type: ignore[type-arg]
-        values = _values(options, name)
-        assert all(isinstance(v, kind) for v in values)
-        return tuple(values)
-
+    """The filter and rewrite flags, each list in the order written."""
     return ModifierConfig(
-        methods=typed("http-allow-method", bytes),
-        set_headers=typed("http-set-header", HeaderValue),
-        set_params=typed("http-set-param", tuple),
-        allow_urls=typed("http-allow-url", re.Pattern),
-        disallow_urls=typed("http-disallow-url", re.Pattern),
-        allow_headers=typed("http-allow-header", HeaderRegex),
-        disallow_headers=typed("http-disallow-header", HeaderRegex),
-        basic_auth=typed("http-basic-auth-filter", re.Pattern),
-        header_limits=typed("http-header-limiter", HashLimit),
-        param_limits=typed("http-param-limiter", HashLimit),
-        url_rewrites=typed("http-rewrite-url", UrlRewrite),
-        header_rewrites=typed("http-rewrite-header", HeaderRewrite),
+        methods=tuple(options.values(flags.HTTP_ALLOW_METHOD)),
+        set_headers=tuple(options.values(flags.HTTP_SET_HEADER)),
+        set_params=tuple(options.values(flags.HTTP_SET_PARAM)),
+        allow_urls=tuple(options.values(flags.HTTP_ALLOW_URL)),
+        disallow_urls=tuple(options.values(flags.HTTP_DISALLOW_URL)),
+        allow_headers=tuple(options.values(flags.HTTP_ALLOW_HEADER)),
+        disallow_headers=tuple(options.values(flags.HTTP_DISALLOW_HEADER)),
+        basic_auth=tuple(options.values(flags.HTTP_BASIC_AUTH_FILTER)),
+        header_limits=tuple(options.values(flags.HTTP_HEADER_LIMITER)),
+        param_limits=tuple(options.values(flags.HTTP_PARAM_LIMITER)),
+        url_rewrites=tuple(options.values(flags.HTTP_REWRITE_URL)),
+        header_rewrites=tuple(options.values(flags.HTTP_REWRITE_HEADER)),
     )

@@ -39,7 +39,6 @@ class Modifier:
     def apply(self, request: Request) -> Request | Verdict:
         if not self.active:
             return request
-        cfg = self.config
         if self._methods and request.method not in self._methods:
             return Verdict.METHOD
         edit = HeadEditor(request.head)
@@ -47,40 +46,15 @@ class Modifier:
             edit.set(name, value)
         for pname, pvalue in self._params:
             edit.set_target(set_query_param(edit.target, pname, pvalue))
-        target = edit.target
-        if cfg.allow_urls and not any(r.search(target) for r in cfg.allow_urls):
-            return Verdict.URL
-        if any(r.search(target) for r in cfg.disallow_urls):
-            return Verdict.URL
-        for rule in cfg.allow_headers:
-            found = edit.get(rule.name.encode())
-            if not found or not rule.regex.search(found):
-                return Verdict.HEADER
-        for rule in cfg.disallow_headers:
-            found = edit.get(rule.name.encode())
-            if found and rule.regex.search(found):
-                return Verdict.HEADER
-        if cfg.basic_auth:
-            credentials = decode_basic_auth(edit.get(b"Authorization") or b"")
-            if credentials is not None and not all(r.search(credentials) for r in cfg.basic_auth):
-                return Verdict.BASIC_AUTH
-        for limit in cfg.header_limits:
-            found = edit.get(limit.name.encode())
-            if found and not hash_sampled(found, limit.percent):
-                return Verdict.SAMPLE
-        for limit in cfg.param_limits:
-            found = query_param(target, limit.name.encode())
-            if found is not None and not hash_sampled(found, limit.percent):
-                return Verdict.SAMPLE
-        for rewrite in cfg.url_rewrites:
-            if rewrite.regex.search(target):
-                edit.set_target(go_replace_all(rewrite.regex, rewrite.target, target))
-                break
-        for header_rewrite in cfg.header_rewrites:
-            name = header_rewrite.name.encode()
-            found = edit.get(name)
-            if found and header_rewrite.regex.search(found):
-                edit.set(name, go_replace_all(header_rewrite.regex, header_rewrite.target, found))
+        verdict = (
+            self._url_verdict(edit.target)
+            or self._header_verdict(edit)
+            or self._auth_verdict(edit)
+            or self._sample_verdict(edit)
+        )
+        if verdict is not None:
+            return verdict
+        self._rewrite(edit)
         if not edit.changed:
             return request
         return Request(
@@ -91,3 +65,59 @@ class Modifier:
             request.message_id,
             request.close,
         )
+
+    def _url_verdict(self, target: bytes) -> Verdict | None:
+        """--http-allow-url (any may match) and --http-disallow-url (none may)."""
+        cfg = self.config
+        if cfg.allow_urls and not any(r.search(target) for r in cfg.allow_urls):
+            return Verdict.URL
+        if any(r.search(target) for r in cfg.disallow_urls):
+            return Verdict.URL
+        return None
+
+    def _header_verdict(self, edit: HeadEditor) -> Verdict | None:
+        """A missing header fails an allow filter; a present, matching one a disallow filter."""
+        for rule in self.config.allow_headers:
+            found = edit.get(rule.name.encode())
+            if not found or not rule.regex.search(found):
+                return Verdict.HEADER
+        for rule in self.config.disallow_headers:
+            found = edit.get(rule.name.encode())
+            if found and rule.regex.search(found):
+                return Verdict.HEADER
+        return None
+
+    def _auth_verdict(self, edit: HeadEditor) -> Verdict | None:
+        """Basic credentials, when present, must match every --http-basic-auth-filter."""
+        filters = self.config.basic_auth
+        if not filters:
+            return None
+        credentials = decode_basic_auth(edit.get(b"Authorization") or b"")
+        if credentials is not None and not all(r.search(credentials) for r in filters):
+            return Verdict.BASIC_AUTH
+        return None
+
+    def _sample_verdict(self, edit: HeadEditor) -> Verdict | None:
+        """The hash limiters keep a request whose header or parameter is absent."""
+        for limit in self.config.header_limits:
+            found = edit.get(limit.name.encode())
+            if found and not hash_sampled(found, limit.percent):
+                return Verdict.SAMPLE
+        for limit in self.config.param_limits:
+            value = query_param(edit.target, limit.name.encode())
+            if value is not None and not hash_sampled(value, limit.percent):
+                return Verdict.SAMPLE
+        return None
+
+    def _rewrite(self, edit: HeadEditor) -> None:
+        """The first matching URL rewrite, then every header rewrite whose header matches."""
+        target = edit.target
+        for rewrite in self.config.url_rewrites:
+            if rewrite.regex.search(target):
+                edit.set_target(go_replace_all(rewrite.regex, rewrite.target, target))
+                break
+        for header_rewrite in self.config.header_rewrites:
+            name = header_rewrite.name.encode()
+            found = edit.get(name)
+            if found and header_rewrite.regex.search(found):
+                edit.set(name, go_replace_all(header_rewrite.regex, header_rewrite.target, found))

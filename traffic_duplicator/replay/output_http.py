@@ -22,7 +22,14 @@ from traffic_duplicator.backoff import Backoff, BackoffPolicy
 from traffic_duplicator.logs import EventLog, RateLimitedLog
 from traffic_duplicator.replay.config import HttpOutputConfig
 from traffic_duplicator.replay.limits import Limiter
-from traffic_duplicator.replay.request import HeadEditor, Request, with_host, with_target_prefix
+from traffic_duplicator.replay.request import (
+    HeadEditor,
+    Request,
+    to_origin_form,
+    with_header,
+    with_host,
+    with_target_prefix,
+)
 from traffic_duplicator.replay.response import ResponseError, ResponseParser
 from traffic_duplicator.replay.stats import OutputStats
 
@@ -148,6 +155,10 @@ class HttpOutput:
         self._host = None if (config.original_host or controls_host) else target.host_header
         self._host_bytes = self._host.encode() if self._host else b""
         self._prefix = target.path.encode()
+        # Absolute-form targets would tell the destination it is production (RFC 9112
+        # §3.2.2); unless the user keeps the original host, they go out in origin form.
+        self._origin_form = not config.original_host
+        self._authorization = target.authorization  # from the URL's userinfo, as gor 1.x
         self._ssl: ssl.SSLContext | None = None
         if target.scheme == "https":
             self._ssl = ssl_context or make_ssl_context(config.skip_verify)
@@ -177,10 +188,14 @@ class HttpOutput:
             stats.dropped += 1
             return
         head = request.head
+        if self._origin_form:
+            head = to_origin_form(head)
         if self._host is not None:
             head = with_host(head, self._host_bytes)
         if self._prefix:
             head = with_target_prefix(head, self._prefix)
+        if self._authorization is not None:
+            head = with_header(head, b"Authorization", self._authorization)
         data = head + request.body if request.body else head
         item = Item(data, request.method == b"HEAD", request.close, self.config.redirects)
         if self._idle and not self._queue:
@@ -454,7 +469,11 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, asyncio.TimeoutError):
         return "timeout"
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate: {exc.verify_message}"
+        # gor before 1.3 never verified: a file that worked there may fail here.
+        return (
+            f"TLS certificate: {exc.verify_message}; fix the certificate, or add "
+            "--output-http-skip-verify to not check it (gor before 1.3 did not)"
+        )
     if isinstance(exc, ssl.SSLError):
         return f"TLS: {exc.reason or exc}"
     if isinstance(exc, OSError) and exc.strerror:

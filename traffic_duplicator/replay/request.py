@@ -7,6 +7,7 @@ change what they must, and serialise it again; untouched header lines keep their
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -104,17 +105,44 @@ def set_query_param(target: bytes, name: bytes, value: bytes) -> bytes:
     return path + b"?" + b"&".join(pairs)
 
 
-_HOST_LINE = re.compile(rb"\r\nhost[ \t]*:[^\r\n]*", re.IGNORECASE)
+@functools.lru_cache(maxsize=16)
+def _header_line(name: bytes) -> re.Pattern[bytes]:
+    return re.compile(rb"\r\n" + re.escape(name) + rb"[ \t]*:[^\r\n]*", re.IGNORECASE)
+
+
+def with_header(head: bytes, name: bytes, value: bytes) -> bytes:
+    """The head with the first `name` header's value replaced, keeping the name's spelling
+    (or the header appended), as gor's proto.SetHeader does."""
+    match = _header_line(name).search(head)
+    if match is None:
+        return head[:-2] + name + b": " + value + CRLF + CRLF
+    line = match.group(0)
+    spelling = line[2:].partition(b":")[0].rstrip(b" \t")
+    return head[: match.start()] + CRLF + spelling + b": " + value + head[match.end() :]
 
 
 def with_host(head: bytes, host: bytes) -> bytes:
     """The head with its Host header's value replaced (or a Host header appended)."""
-    match = _HOST_LINE.search(head)
+    return with_header(head, b"Host", host)
+
+
+_ABSOLUTE_FORM = re.compile(rb"[A-Za-z]+ (?P<authority>https?://[^/?# ]*)(?P<rest>[^ ]*) ", re.I)
+
+
+def to_origin_form(head: bytes) -> bytes:
+    """An absolute-form target (`GET http://host/a?b HTTP/1.1`) in origin form (`/a?b`).
+
+    RFC 9112 §3.2.2: a server takes the authority of an absolute-form target over Host, so
+    the destination would be told it is production; gor points such requests at the output
+    too (goreplay #156). An empty path becomes `/` (RFC 9112 §3.2.1). Other heads unchanged.
+    """
+    match = _ABSOLUTE_FORM.match(head)
     if match is None:
-        return head[:-2] + b"Host: " + host + CRLF + CRLF
-    line = match.group(0)
-    name = line[2:].partition(b":")[0].rstrip(b" \t")
-    return head[: match.start()] + b"\r\n" + name + b": " + host + head[match.end() :]
+        return head
+    rest = match.group("rest")
+    if not rest.startswith(b"/"):
+        rest = b"/" + rest
+    return head[: match.start("authority")] + rest + head[match.end("rest") :]
 
 
 def with_target_prefix(head: bytes, prefix: bytes) -> bytes:
