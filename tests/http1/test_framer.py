@@ -118,6 +118,20 @@ def test_blank_lines_between_requests_are_skipped() -> None:
     assert [e[2].target for e in events if e[0] == HEAD] == [b"/1", b"/2"]
 
 
+def test_nothing_after_a_closing_request_is_framed() -> None:
+    # RFC 9112 section 9.6: the server must not process further requests after a "close".
+    for closing in (
+        b"GET /1 HTTP/1.1\r\nConnection: close\r\n\r\n",
+        b"POST /1 HTTP/1.0\r\nContent-Length: 2\r\n\r\nok",
+    ):
+        events = frame(closing + b"\r\n", b"GET /2 HTTP/1.1\r\n\r\n")
+        assert kinds(events)[-2:] == [END, OPAQUE]
+        assert events[-1][1] == "after_close"
+        assert kinds(frame(closing + b"\r\n\r\n")) in ([HEAD, END], [HEAD, BODY, END])
+    keep_alive = b"GET /1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+    assert kinds(frame(keep_alive + keep_alive)) == [HEAD, END, HEAD, END]
+
+
 def test_http10_without_keep_alive_means_close() -> None:
     assert parse_head(b"GET / HTTP/1.0\r\n\r\n").close
     assert not parse_head(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").close
@@ -127,6 +141,13 @@ def test_http10_without_keep_alive_means_close() -> None:
 def test_expect_continue_is_reported() -> None:
     head = parse_head(b"PUT / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n")
     assert head.expect_continue
+
+
+def test_chunk_sizes_may_have_leading_zeros_and_grammatical_extensions() -> None:
+    # Every server tried (gunicorn, Node, nginx, puma) reads "00000000000000005" as 5.
+    head = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    body = b'00000000000000005 ; a = "q\\"s" ;b\r\nhello\r\n000\r\nT: 1\r\n\r\n'
+    assert kinds(frame(head + body)) == [HEAD, BODY, END]
 
 
 def test_chunk_data_overrunning_its_size_is_an_error() -> None:

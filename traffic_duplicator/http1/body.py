@@ -16,12 +16,14 @@ MAX_TRAILER = 64 * 1024  # per trailer line; lines are checked, never kept
 
 _QUOTED = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
 # chunk-size [ chunk-ext ], chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS token / quoted ] ).
-# Nothing else: no whitespace after the size, no bare CR (RFC 9112 section 7.1.1).
+# Nothing else: no whitespace after the size, no bare CR (RFC 9112 section 7.1.1). Sizes
+# of 2**64 or more are refused (servers overflow differently); leading zeros are not.
 _STRICT_SIZE_LINE = re.compile(
-    rb"([0-9A-Fa-f]{1,16})(?:[ \t]*;[ \t]*%s(?:[ \t]*=[ \t]*(?:%s|%s))?)*" % (TOKEN, TOKEN, _QUOTED)
+    rb"0*([0-9A-Fa-f]{1,16})(?:[ \t]*;[ \t]*%s(?:[ \t]*=[ \t]*(?:%s|%s))?)*"
+    % (TOKEN, TOKEN, _QUOTED)
 )
 # What a client (h11, browsers) accepts in a response: any extension, trailing whitespace.
-_LENIENT_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?")
+_LENIENT_SIZE_LINE = re.compile(rb"0*([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?")
 
 
 class LengthScanner:

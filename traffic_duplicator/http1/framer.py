@@ -9,7 +9,9 @@ uses the same framer on its `--input-http` connections and on gor-framed payload
 - `(HEAD, raw, head)`: a complete request head. `raw` holds the exact bytes from the
   request line to the blank line; `head` is the parsed `RequestHead`.
 - `(BODY, raw)`: body bytes exactly as sent (chunk-size lines and trailers included).
-- `(END,)`: the request is complete; the next byte starts a new request.
+- `(END,)`: the request is complete; the next byte starts a new request, unless the
+  request closes the connection (RFC 9112 section 9.6): a server processes nothing after
+  it, so anything but blank lines then ends framing.
 - `(OPAQUE, reason, detail)`: the stream can no longer be framed: a CONNECT, an
   upgrade, or bytes a server could read in another way (`reason` is a key of
   `reasons.REASONS`, `detail` a phrase for a log line). The framer then ignores
@@ -47,7 +49,9 @@ class RequestFramer:
 
     __slots__ = ("_buffer", "_max_head", "_scanner", "_state", "head", "requests")
 
-    _AWAIT_HEAD, _IN_BODY, _AWAIT_UPGRADE, _OPAQUE = range(4)
+    # _CLOSED: after a request that closes the connection (Connection: close, or HTTP/1.0
+    # without keep-alive). The server processes nothing after it (RFC 9112 section 9.6).
+    _AWAIT_HEAD, _IN_BODY, _AWAIT_UPGRADE, _OPAQUE, _CLOSED = range(5)
 
     def __init__(self, max_head: int = DEFAULT_MAX_HEAD) -> None:
         self._max_head = max_head
@@ -114,6 +118,8 @@ class RequestFramer:
                 events.append((BODY, data[end:]))
             events.append(END_EVENT)
             self.requests += 1
+            if head.close:
+                self._state = self._CLOSED
             return size
         return self._start_body(head, raw, events, end)
 
@@ -136,8 +142,18 @@ class RequestFramer:
                 # Client bytes before the server's answer: a tunnel, not HTTP.
                 events.append(self.give_up("upgrade"))
                 return
+            elif state == self._CLOSED:
+                pos = self._after_close(data, pos, events)
             else:
                 return
+
+    def _after_close(self, data: bytes, pos: int, events: list[Event]) -> int:
+        """Bytes after a closing request: blank lines are ignored, anything else ends framing."""
+        while data.startswith(b"\r\n", pos):
+            pos += 2
+        if pos < len(data) and data[pos:] != b"\r":
+            events.append(self.give_up("after_close"))
+        return len(data)
 
     def _feed_head(self, data: bytes, pos: int, events: list[Event]) -> int:
         if self._buffer:
@@ -210,5 +226,7 @@ class RequestFramer:
             self._state = self._OPAQUE if head.method == b"CONNECT" else self._AWAIT_UPGRADE
             if head.method == b"CONNECT":
                 events.append((OPAQUE, "connect", REASONS["connect"]))
+        elif head is not None and head.close:
+            self._state = self._CLOSED
         else:
             self._state = self._AWAIT_HEAD

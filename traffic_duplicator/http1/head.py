@@ -144,7 +144,7 @@ def request_body(lengths: list[bytes], codings: list[bytes], version: bytes) -> 
     if len(lengths) > 1:
         raise FramingError("cl_invalid", "Content-Length repeated")
     value = lengths[0].strip(b" \t")
-    if not value.isdigit() or len(value) > MAX_CONTENT_LENGTH_DIGITS:
+    if not value.isdigit() or len(value.lstrip(b"0")) > MAX_CONTENT_LENGTH_DIGITS:
         raise FramingError("cl_invalid")
     return int(value), False
 

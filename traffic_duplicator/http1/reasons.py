@@ -25,6 +25,7 @@ REASONS: Final[dict[str, str]] = {
     "bare_lf": "a line ended by LF alone (RFC 9112 2.2)",
     "field_syntax": "a field line that is not name:value (RFC 9112 5)",
     "chunk_syntax": "an invalid chunk size, extension or chunk end (RFC 9112 7.1)",
+    "after_close": "bytes after a request that closes the connection (RFC 9112 9.6)",
     "request_line": "not an HTTP/1.x request line (RFC 9112 3)",
     "head_too_large": "a message head over the size limit",
     "status_line": "not an HTTP/1.x status line (RFC 9112 4)",

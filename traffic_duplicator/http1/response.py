@@ -69,7 +69,7 @@ def response_end(head: bytes, method: bytes = b"GET") -> tuple[int, int, int]:
     value = lowered[found + 17 : line_end].strip(b" \t")
     if not value.isdigit() or lowered.find(b"\r\ncontent-length:", line_end) >= 0:
         value = _one_length(field_values(lowered, b"content-length"))
-    if len(value) > MAX_CONTENT_LENGTH_DIGITS:
+    if len(value.lstrip(b"0")) > MAX_CONTENT_LENGTH_DIGITS:
         raise FramingError("cl_invalid", "Content-Length too large")
     length = int(value)
     return status, LENGTH if length else NO_BODY, length
