@@ -48,25 +48,18 @@ http.createServer((req, res) => {
 }).listen(Number(process.argv[2]), "127.0.0.1");
 """
 
-NGINX_CONF = """\
-daemon off;
-master_process off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log crit;
-events {{ worker_connections 64; }}
-http {{
-  access_log off;
-  client_body_temp_path {dir}/body;
-  proxy_temp_path {dir}/proxy;
-  fastcgi_temp_path {dir}/fastcgi;
-  uwsgi_temp_path {dir}/uwsgi;
-  scgi_temp_path {dir}/scgi;
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{ return 200 "$request_method $uri"; }}
-  }}
-}}
-"""
+# Every temporary path in the work directory: nginx refuses to start without them.
+TEMP_PATHS = "".join(
+    f"{kind}_temp_path {{dir}}/{kind}; "
+    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+)
+NGINX_CONF = (
+    "daemon off; master_process off; pid {dir}/nginx.pid; error_log {dir}/error.log crit;\n"
+    "events {{ worker_connections 64; }}\n"
+    "http {{ access_log off; " + TEMP_PATHS + "\n"
+    '  server {{ listen 127.0.0.1:{port}; location / {{ return 200 "$request_method $uri"; }} }}\n'
+    "}}\n"
+)
 
 
 @contextlib.contextmanager
@@ -135,9 +128,12 @@ def available() -> list[str]:
     return found
 
 
-def exchange(port: int, stream: bytes) -> bytes:
-    """Send `stream` and return every byte the server answers until it closes."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+def exchange(port: int, stream: bytes, timeout: float = 10.0) -> bytes:
+    """Send `stream` and return every byte the server answers until it closes.
+
+    A server still waiting after `timeout` (for a body it will never get) gave its answer.
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(stream)
         received = b""
         with contextlib.suppress(TimeoutError, ConnectionResetError):
@@ -159,7 +155,7 @@ def answers(received: bytes) -> list[tuple[int, bytes]]:
 
 def outcome(port: int, request: bytes) -> str:
     """How the server read `request` (sent between BEFORE and SMUGGLED), in a few words."""
-    replies = answers(exchange(port, BEFORE + request + SMUGGLED))
+    replies = answers(exchange(port, BEFORE + request + SMUGGLED, timeout=2.0))
     replies = [(status, body) for status, body in replies if b"/before" not in body]
     if not replies:
         return "closes"

@@ -175,6 +175,9 @@ header_lists = st.lists(
 )
 
 
+Batch = list[tuple[bytes, bytes]]  # (serialised request, decoded body) pairs
+
+
 @st.composite
 def requests(draw: st.DrawFn) -> tuple[bytes, bytes]:
     """A serialised HTTP/1.1 request and its decoded body."""
@@ -251,9 +254,7 @@ def our_requests(stream: bytes, cuts: list[int]) -> list[Any]:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(requests(), min_size=1, max_size=5), st.data())
-def test_framer_agrees_with_h11_on_valid_streams(
-    batch: list[tuple[bytes, bytes]], data: st.DataObject
-) -> None:
+def test_framer_agrees_with_h11_on_valid_streams(batch: Batch, data: st.DataObject) -> None:
     stream = b"".join(raw for raw, _ in batch)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=6)))
     ours = our_requests(stream, cuts)
@@ -270,7 +271,7 @@ def test_framer_agrees_with_h11_on_valid_streams(
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(requests(), min_size=1, max_size=4), st.data())
 def test_framer_agrees_with_h11_when_reads_end_at_request_boundaries(
-    batch: list[tuple[bytes, bytes]], data: st.DataObject
+    batch: Batch, data: st.DataObject
 ) -> None:
     """The usual keep-alive read holds one whole request: the framer's fast path."""
     stream = b"".join(raw for raw, _ in batch)
@@ -287,7 +288,7 @@ def test_framer_agrees_with_h11_when_reads_end_at_request_boundaries(
 @settings(max_examples=300, deadline=None)
 @given(st.lists(requests(), min_size=1, max_size=3), st.data())
 def test_mutated_streams_never_crash_and_agree_when_both_accept(
-    batch: list[tuple[bytes, bytes]], data: st.DataObject
+    batch: Batch, data: st.DataObject
 ) -> None:
     stream = bytearray(b"".join(raw for raw, _ in batch))
     for _ in range(data.draw(st.integers(1, 3))):

@@ -33,6 +33,8 @@ def head(status_line: str, *fields: str) -> bytes:
     return ("\r\n".join([status_line, *fields]) + "\r\n\r\n").encode()
 
 
+OK = "HTTP/1.1 200 OK"
+
 # (request method, response head, what follows it, length): RFC 9112 section 6.3 in order.
 CASES = [
     # item 1: HEAD, 1xx, 204, 304 end with the head
@@ -49,18 +51,8 @@ CASES = [
     # items 3-4: Transfer-Encoding wins; chunked only when it is the final coding
     ("GET", head("HTTP/1.1 200 OK", "Transfer-Encoding: chunked", "Content-Length: 9"), CHUNKED, 0),
     ("GET", head("HTTP/1.1 200 OK", "transfer-encoding: gzip, CHUNKED"), CHUNKED, 0),
-    (
-        "GET",
-        head("HTTP/1.1 200 OK", "Transfer-Encoding: gzip", "Transfer-Encoding: chunked"),
-        CHUNKED,
-        0,
-    ),
-    (
-        "GET",
-        head("HTTP/1.1 200 OK", "Transfer-Encoding: gzip", "Content-Length: 4"),
-        UNTIL_CLOSE,
-        0,
-    ),
+    ("GET", head(OK, "Transfer-Encoding: gzip", "Transfer-Encoding: chunked"), CHUNKED, 0),
+    ("GET", head(OK, "Transfer-Encoding: gzip", "Content-Length: 4"), UNTIL_CLOSE, 0),
     ("GET", head("HTTP/1.1 200 OK", "Transfer-Encoding: chunked, gzip"), UNTIL_CLOSE, 0),
     ("GET", head("HTTP/1.1 200 OK", "Transfer-Encoding: xchunked"), UNTIL_CLOSE, 0),
     ("GET", head("HTTP/1.0 200 OK", "Transfer-Encoding: chunked"), UNTIL_CLOSE, 0),
@@ -200,69 +192,77 @@ def chunked_body(draw: st.DrawFn) -> bytes:
     return out + b"0\r\n" + b"".join(f"{n}: {v}\r\n".encode() for n, v in trailers) + b"\r\n"
 
 
-@st.composite
-def exchange(draw: st.DrawFn, last: bool) -> Exchange:
-    kinds = ["length", "chunked", "head", "no_body", "connect_refused"]
-    if last:
-        kinds += ["close", "upgrade", "connect"]
-    kind = draw(st.sampled_from(kinds))
-    fields = draw(noise)
-    interim = b"".join(
-        draw(
-            st.lists(
-                st.sampled_from(
-                    [
-                        head("HTTP/1.1 100 Continue"),
-                        head("HTTP/1.1 103 Early Hints", "Link: </s.css>"),
-                    ]
-                ),
-                max_size=2,
-            )
-        )
-    )
-    method, request_headers = b"GET", [("Host", "example")]
-    status = draw(st.sampled_from(["200 OK", "201 Created", "404 Not Found", "500 Oops"]))
-    if kind in ("length", "connect_refused"):
-        body = draw(st.binary(max_size=60))
-        fields.append((draw(cases), draw(ows) + str(len(body)) + draw(ows)))
-        if kind == "connect_refused":
-            method, status = b"CONNECT", "407 Proxy Authentication Required"
-        message = serialise(f"HTTP/1.1 {status}", fields) + body
-        return Exchange(method, request_headers, interim + message, "message")
-    if kind == "chunked":
-        fields.append(("Transfer-Encoding", draw(ows) + "chunked"))
-        message = serialise(f"HTTP/1.1 {status}", fields) + draw(chunked_body())
-        return Exchange(method, request_headers, interim + message, "message")
-    if kind == "head":
-        fields.append((draw(cases), str(draw(st.integers(0, 10**6)))))
-        return Exchange(
-            b"HEAD", request_headers, interim + serialise("HTTP/1.1 200 OK", fields), "message"
-        )
-    if kind == "no_body":
-        status = draw(st.sampled_from(["204 No Content", "304 Not Modified"]))
-        if draw(st.booleans()):
-            fields.append(("Content-Length", "12"))
-        return Exchange(
-            method, request_headers, interim + serialise(f"HTTP/1.1 {status}", fields), "message"
-        )
-    if kind == "close":
-        version = draw(st.sampled_from(["HTTP/1.0", "HTTP/1.1"]))
-        body = draw(st.binary(max_size=60))
-        return Exchange(
-            method,
-            request_headers,
-            interim + serialise(f"{version} {status}", fields) + body,
-            "close",
-        )
-    tunnel_bytes = draw(st.binary(max_size=30))
-    if kind == "upgrade":
-        request_headers += [("Connection", "Upgrade"), ("Upgrade", "websocket")]
-        fields += [("Upgrade", "websocket"), ("Connection", "Upgrade")]
-        message = serialise("HTTP/1.1 101 Switching Protocols", fields)
-        return Exchange(method, request_headers, interim + message + tunnel_bytes, "tunnel", 0)
+STATUSES = st.sampled_from(["200 OK", "201 Created", "404 Not Found", "500 Oops"])
+INTERIMS = st.sampled_from(
+    [head("HTTP/1.1 100 Continue"), head("HTTP/1.1 103 Early Hints", "Link: </s.css>")]
+)
+Fields = list[tuple[str, str]]
+
+
+def with_length(draw: st.DrawFn, fields: Fields) -> Exchange:
+    body = draw(st.binary(max_size=60))
+    fields.append((draw(cases), draw(ows) + str(len(body)) + draw(ows)))
+    message = serialise(f"HTTP/1.1 {draw(STATUSES)}", fields) + body
+    return Exchange(b"GET", [], message, "message")
+
+
+def refused_connect(draw: st.DrawFn, fields: Fields) -> Exchange:
+    """A CONNECT answered 407: an ordinary response, and the connection stays HTTP."""
+    body = draw(st.binary(max_size=60))
+    fields.append(("Content-Length", str(len(body))))
+    message = serialise("HTTP/1.1 407 Proxy Authentication Required", fields) + body
+    return Exchange(b"CONNECT", [], message, "message")
+
+
+def chunked(draw: st.DrawFn, fields: Fields) -> Exchange:
+    fields.append(("Transfer-Encoding", draw(ows) + "chunked"))
+    message = serialise(f"HTTP/1.1 {draw(STATUSES)}", fields) + draw(chunked_body())
+    return Exchange(b"GET", [], message, "message")
+
+
+def to_head(draw: st.DrawFn, fields: Fields) -> Exchange:
+    fields.append((draw(cases), str(draw(st.integers(0, 10**6)))))
+    return Exchange(b"HEAD", [], serialise(OK, fields), "message")
+
+
+def without_body(draw: st.DrawFn, fields: Fields) -> Exchange:
+    status = draw(st.sampled_from(["204 No Content", "304 Not Modified"]))
+    if draw(st.booleans()):
+        fields.append(("Content-Length", "12"))
+    return Exchange(b"GET", [], serialise(f"HTTP/1.1 {status}", fields), "message")
+
+
+def until_close(draw: st.DrawFn, fields: Fields) -> Exchange:
+    version = draw(st.sampled_from(["HTTP/1.0", "HTTP/1.1"]))
+    message = serialise(f"{version} {draw(STATUSES)}", fields) + draw(st.binary(max_size=60))
+    return Exchange(b"GET", [], message, "close")
+
+
+def upgrade(draw: st.DrawFn, fields: Fields) -> Exchange:
+    fields += [("Upgrade", "websocket"), ("Connection", "Upgrade")]
+    message = serialise("HTTP/1.1 101 Switching Protocols", fields) + draw(st.binary(max_size=30))
+    request_headers = [("Connection", "Upgrade"), ("Upgrade", "websocket")]
+    return Exchange(b"GET", request_headers, message, "tunnel", 0)
+
+
+def connect(draw: st.DrawFn, fields: Fields) -> Exchange:
     fields.append(("Content-Length", str(draw(st.integers(0, 99)))))  # ignored after a 2xx
     message = serialise("HTTP/1.1 200 Connection Established", fields)
-    return Exchange(b"CONNECT", request_headers, interim + message + tunnel_bytes, "tunnel")
+    return Exchange(b"CONNECT", [], message + draw(st.binary(max_size=30)), "tunnel")
+
+
+KEEP_ALIVE = [with_length, refused_connect, chunked, to_head, without_body]
+LAST_ONLY = [until_close, upgrade, connect]  # the connection is not HTTP/1.1 after these
+
+
+@st.composite
+def exchange(draw: st.DrawFn, last: bool) -> Exchange:
+    build = draw(st.sampled_from(KEEP_ALIVE + (LAST_ONLY if last else [])))
+    built = build(draw, draw(noise))
+    interim = b"".join(draw(st.lists(INTERIMS, max_size=2)))
+    built.request_headers = [("Host", "example"), *built.request_headers]
+    built.response = interim + built.response
+    return built
 
 
 @st.composite
