@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections import deque
 
-from traffic_duplicator.http1 import response
 from traffic_duplicator.http1.body import ChunkedScanner
 from traffic_duplicator.http1.reasons import FramingError
-from traffic_duplicator.http1.response import MAX_RESPONSE_HEAD, response_end
+from traffic_duplicator.http1.response import CHUNKED as CHUNKED_BODY
+from traffic_duplicator.http1.response import INTERIM, MAX_RESPONSE_HEAD, response_end
+from traffic_duplicator.http1.response import LENGTH as LENGTH_BODY
+from traffic_duplicator.http1.response import TUNNEL as TUNNEL_AFTER
+from traffic_duplicator.http1.response import UNTIL_CLOSE as UNTIL_CLOSE_BODY
 
 # Tracker states. Plain ints, not an IntEnum: CPython's fast path for comparisons is
 # for exact ints, and these are compared on every response.
@@ -151,21 +154,22 @@ class ResponseTracker:
 
     def _start(self, data: bytes, start: int, stop: int) -> None:
         """Read the head in data[start:stop] and enter the state that delimits its body."""
-        status, follows, length = response_end(data[start:stop], self._method())
+        method = self._method() if self._methods else b"GET"
+        status, follows, length = response_end(data[start:stop], method)
         self.progress += 1
-        if follows == response.INTERIM:
+        if follows == INTERIM:
             return  # 100 Continue, 103 Early Hints: the final response follows
         if status != 101:
             self.finals += 1
-        if follows == response.LENGTH:
+        if follows == LENGTH_BODY:
             self._remaining = length
             self.state = LENGTH
-        elif follows == response.CHUNKED:
+        elif follows == CHUNKED_BODY:
             self._scanner = ChunkedScanner(strict=False)
             self.state = CHUNKED
-        elif follows == response.UNTIL_CLOSE:
+        elif follows == UNTIL_CLOSE_BODY:
             self.state = UNTIL_CLOSE
-        elif follows == response.TUNNEL:
+        elif follows == TUNNEL_AFTER:
             self.state = TUNNEL
         else:
             self._complete()

@@ -94,15 +94,19 @@ class TapMachine:
                 # An upgrade, like Connection: close, ends a raw target's connection for
                 # HTTP: a 101 from the target would turn it into a tunnel.
                 close = head.close or head.upgrade
-                parts = self._head(head, event[1], actions)
+                parts = (
+                    self._framed_apart(head, event[1], actions)
+                    if head.method in _FRAMED_APART
+                    else [event[1]]
+                )
+                self._started += 1
             elif kind == END:
                 actions.append(_COUNT)
                 if parts is not None:
                     actions.append((MIRROR, b"".join(parts), close))
                     parts = None
-                elif self.state is TapState.STREAMING:
-                    actions.append(_FINISH)
-                    self.state = TapState.BETWEEN
+                else:
+                    self._finish_stream(actions)
             else:  # OPAQUE: a CONNECT, an upgrade, or framing a server may read otherwise
                 return actions + self._stop(event[1], event[2])
         if parts is not None:
@@ -110,15 +114,18 @@ class TapMachine:
             self.state = TapState.STREAMING
         return actions
 
-    def _head(self, head: RequestHead, raw: bytes, actions: list[Action]) -> list[bytes] | None:
-        """A request head: its bytes start the request's copy, unless it is a CONNECT."""
-        index = self._started
-        self._started += 1
-        if head.method in _FRAMED_APART:
-            actions.append((EXPECT, index, head.method))
-            if head.method == b"CONNECT":
-                return None  # a tunnel request is not replayed, only relayed
-        return [raw]
+    def _finish_stream(self, actions: list[Action]) -> None:
+        """The end of a request that began in an earlier read (or of a CONNECT)."""
+        if self.state is TapState.STREAMING:
+            actions.append(_FINISH)
+            self.state = TapState.BETWEEN
+
+    def _framed_apart(
+        self, head: RequestHead, raw: bytes, actions: list[Action]
+    ) -> list[bytes] | None:
+        """A HEAD or CONNECT: the tracker must know; a CONNECT is relayed, not copied."""
+        actions.append((EXPECT, self._started, head.method))
+        return None if head.method == b"CONNECT" else [raw]
 
     def response(self, tunnel: bool, finals: int) -> list[Action]:
         """A response head or end went by; `finals` final responses so far."""
@@ -194,14 +201,17 @@ class Tap:
         self._apply(self.machine.closed())
 
     def _apply(self, actions: list[Action]) -> bool:
-        run = _RUN
         for action in actions:
-            run[action[0]](self, *action[1:])
+            kind = action[0]
+            # The two actions of nearly every request, run in line: this is per request.
+            if kind == COUNT:
+                self._counters.requests += 1
+            elif kind == MIRROR:
+                for target in self._targets:
+                    target.send(action[1], action[2])
+            else:
+                _RUN[kind](self, *action[1:])
         return self.machine.state is not TapState.STOPPED
-
-    def _mirror(self, request: bytes, close: bool) -> None:
-        for target in self._targets:
-            target.send(request, close)
 
     def _begin(self, first: bytes, close: bool) -> None:
         self._streams = []
@@ -227,9 +237,6 @@ class Tap:
     def _expect(self, index: int, method: bytes) -> None:
         self._tracker.expect(index, method)
 
-    def _count(self) -> None:
-        self._counters.requests += 1
-
     def _stop(self, reason: str, detail: str) -> None:
         counters = self._counters
         counters.unframed += 1
@@ -241,12 +248,10 @@ class Tap:
 # Action kind -> what runs it. Unbound, so that a Tap holds no reference cycle and is
 # freed with its connection by reference counting alone.
 _RUN: Final[dict[int, Any]] = {
-    MIRROR: Tap._mirror,
     BEGIN: Tap._begin,
     MORE: Tap._more,
     FINISH: Tap._finish,
     CUT: Tap._cut,
     EXPECT: Tap._expect,
-    COUNT: Tap._count,
     STOP: Tap._stop,
 }
