@@ -69,7 +69,7 @@ def test_header_names_are_case_insensitive_and_lists_are_read() -> None:
 
 def test_no_body_for_head_requests_204_304_and_zero_length() -> None:
     tracker = ResponseTracker()
-    tracker.expect_head(0)
+    tracker.expect(0, b"HEAD")
     feed(
         tracker,
         OK[: OK.index(b"\r\n\r\n") + 4],  # HEAD: Content-Length describes a body not sent

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from traffic_duplicator.http1 import REASONS
 from traffic_duplicator.logs import LogValue
 
 
@@ -15,7 +16,9 @@ class RelayCounters:
     connections: int = 0  # accepted since start
     open: int = 0  # open right now
     requests: int = 0  # complete requests framed and relayed to the app
-    unframed: int = 0  # connections whose bytes stopped being HTTP (upgrade, CONNECT, junk)
+    unframed: int = 0  # connections whose mirroring stopped (upgrade, CONNECT, ambiguous framing)
+    # The same connections by reason, a key of http1.REASONS: a closed set, so bounded.
+    unframed_reasons: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -32,7 +35,8 @@ def stats_lines(
 ) -> list[dict[str, LogValue]]:
     """One line per target (a single line when there is one target, the usual case).
 
-    Each line repeats the primary-path totals so that any one line can be read alone.
+    Each line repeats the primary-path totals so that any one line can be read alone;
+    `unframed_<reason>` keys follow `unframed` for the reasons seen, in REASONS order.
     """
     base: dict[str, LogValue] = {
         "at": at,
@@ -41,6 +45,9 @@ def stats_lines(
         "requests": relay.requests,
         "unframed": relay.unframed,
     }
+    for reason in REASONS:
+        if reason in relay.unframed_reasons:
+            base[f"unframed_{reason}"] = relay.unframed_reasons[reason]
     if not targets:
         return [base]
     return [

@@ -94,7 +94,9 @@ class ClientSide(asyncio.Protocol):
         self.app_transport: asyncio.Transport | None = None
         self.framer = RequestFramer()
         self.tracker: ResponseTracker | None = ResponseTracker()
-        self.tap: Tap | None = Tap(self.framer, context.targets, self.tracker, context.counters)
+        self.tap: Tap | None = Tap(
+            self.framer, context.targets, self.tracker, context.counters, context.errors
+        )
         self.connect_task: asyncio.Task[Any] | None = None
         self.closed = False
         self.eof = False  # the client half-closed
@@ -231,26 +233,19 @@ class ClientSide(asyncio.Protocol):
         """A response head or end went by: upgrades, and closing when draining."""
         tracker = self.tracker
         assert tracker is not None
-        framer = self.framer
+        if self.tap is not None and not self.tap.response_progressed():
+            self._unframed()  # upgraded: the tap stopped mirroring
         if tracker.tunnel:
             # 101 Switching Protocols: the rest is not HTTP in either direction.
-            if self.tap is not None:
-                framer.give_up("upgraded")
-                self._unframed()
             self.tracker = None
             if self.app is not None:
                 self.app.tracker = None
             return
-        if framer.awaiting_upgrade and tracker.finals >= framer.requests:
-            framer.resume()  # the app declined the upgrade: still HTTP
         if (self.draining or self.eof) and self.idle():
             self.close()
 
     def _unframed(self) -> None:
-        if self.tap is not None:
-            self.tap.abandon()
-            self.tap = None
-            self.context.counters.unframed += 1
+        self.tap = None  # the tap stopped mirroring, and counted why
 
     # ---- idle, drain and close ------------------------------------------------------
 

@@ -1,20 +1,22 @@
 """Tracks where the app's responses end on one connection, without changing a byte.
 
 The relay needs this for two things only: shutdown (a keep-alive connection is idle when
-every request forwarded has its complete response) and upgrades (`101` turns the
-connection into a tunnel; any other final answer leaves it HTTP). Bodies are delimited by
-the rules of RFC 9112 section 6.3: no body after a HEAD request or for 1xx/204/304; then
-Transfer-Encoding, then Content-Length, else the body runs until the app closes.
+every request forwarded has its complete response) and upgrades (`101`, or a 2xx to
+CONNECT, turns the connection into a tunnel; any other final answer leaves it HTTP).
+Where each response ends is `http1.response.response_end`, the rule the replayer uses too.
 """
 
 from __future__ import annotations
 
 from collections import deque
 
-from traffic_duplicator.http1 import ChunkedScanner, FramingError
-
-MAX_RESPONSEHEAD = 64 * 1024
-
+from traffic_duplicator.http1.body import ChunkedScanner
+from traffic_duplicator.http1.reasons import FramingError
+from traffic_duplicator.http1.response import CHUNKED as CHUNKED_BODY
+from traffic_duplicator.http1.response import INTERIM, MAX_RESPONSE_HEAD, response_end
+from traffic_duplicator.http1.response import LENGTH as LENGTH_BODY
+from traffic_duplicator.http1.response import TUNNEL as TUNNEL_AFTER
+from traffic_duplicator.http1.response import UNTIL_CLOSE as UNTIL_CLOSE_BODY
 
 # Tracker states. Plain ints, not an IntEnum: CPython's fast path for comparisons is
 # for exact ints, and these are compared on every response.
@@ -22,7 +24,7 @@ HEAD = 0  # waiting for (more of) a status line and headers
 LENGTH = 1  # inside a body of known length
 CHUNKED = 2  # inside a chunked body
 UNTIL_CLOSE = 3  # the body ends when the app closes: never idle again
-TUNNEL = 4  # after 101 Switching Protocols: not HTTP any more
+TUNNEL = 4  # after 101 Switching Protocols or a 2xx to CONNECT: not HTTP any more
 LOST = 5  # bytes we cannot read as responses: never idle again
 
 
@@ -31,7 +33,7 @@ class ResponseTracker:
 
     __slots__ = (
         "_buffer",
-        "_head_requests",
+        "_methods",
         "_remaining",
         "_scanner",
         "completed",
@@ -45,14 +47,15 @@ class ResponseTracker:
         self._buffer = b""
         self._remaining = 0
         self._scanner: ChunkedScanner | None = None
-        self._head_requests: deque[int] = deque()
+        # (request index, method) for the requests whose method changes the framing.
+        self._methods: deque[tuple[int, bytes]] = deque()
         self.completed = 0  # responses complete, i.e. requests fully answered
         self.finals = 0  # final (non-1xx) response heads seen
         self.progress = 0  # bumps on every head or completion, for cheap change checks
 
-    def expect_head(self, index: int) -> None:
-        """Request number `index` (from 0) is a HEAD request: its response has no body."""
-        self._head_requests.append(index)
+    def expect(self, index: int, method: bytes) -> None:
+        """Request number `index` (from 0) is a HEAD or CONNECT: its response is framed apart."""
+        self._methods.append((index, method))
 
     @property
     def in_response(self) -> bool:
@@ -107,8 +110,8 @@ class ResponseTracker:
                     continue
                 end = data.find(b"\r\n\r\n", pos)
                 if end < 0:
-                    if size - pos > MAX_RESPONSEHEAD:
-                        raise FramingError("response head too large")
+                    if size - pos > MAX_RESPONSE_HEAD:
+                        raise FramingError("head_too_large")
                     self._buffer = data[pos:]
                     return
                 self._start(data, pos, end + 4)
@@ -141,8 +144,8 @@ class ResponseTracker:
         # The buffer alone held no blank line; one may straddle the join.
         end = joined.find(b"\r\n\r\n", max(base - 3, 0))
         if end < 0:
-            if len(joined) > MAX_RESPONSEHEAD:
-                raise FramingError("response head too large")
+            if len(joined) > MAX_RESPONSE_HEAD:
+                raise FramingError("head_too_large")
             self._buffer = joined
             return len(data)
         self._buffer = b""
@@ -151,74 +154,30 @@ class ResponseTracker:
 
     def _start(self, data: bytes, start: int, stop: int) -> None:
         """Read the head in data[start:stop] and enter the state that delimits its body."""
-        code = data[start + 9 : start + 12]
-        if (
-            not code.isdigit()
-            or not data.startswith(b"HTTP/1.", start)
-            or data[start + 12] not in (32, 13)  # SP, or CR when the reason is empty
-        ):
-            raise FramingError("malformed status line")
-        status = int(code)
+        method = self._method() if self._methods else b"GET"
+        status, follows, length = response_end(data[start:stop], method)
         self.progress += 1
-        if status < 200:
-            if status == 101:
-                self.state = TUNNEL
-            # Other 1xx (100 Continue, 103 Early Hints) precede the final response.
-            return
-        self.finals += 1
-        head_requests = self._head_requests
-        if head_requests:
-            index = self.completed
-            while head_requests and head_requests[0] < index:
-                head_requests.popleft()
-            if head_requests and head_requests[0] == index:
-                head_requests.popleft()
-                self._complete()
-                return
-        if status in (204, 304):
-            self._complete()
-            return
-        # Header names are case-insensitive: search a lower-cased copy that keeps the
-        # CRLF ending the last header, so every header line starts and ends with one.
-        lowered = data[start : stop - 2].lower()
-        if lowered.find(b"\r\ntransfer-encoding:") >= 0:
-            codings = _values(lowered, b"transfer-encoding")
-            if codings.rsplit(b",", 1)[-1].strip(b" \t") == b"chunked":
-                self._scanner = ChunkedScanner()
-                self.state = CHUNKED
-            else:
-                self.state = UNTIL_CLOSE
-            return
-        found = lowered.find(b"\r\ncontent-length:")
-        if found < 0:
-            self.state = UNTIL_CLOSE
-            return
-        line_end = lowered.find(b"\r\n", found + 17)
-        value = lowered[found + 17 : line_end].strip(b" \t")
-        if not value.isdigit() or lowered.find(b"\r\ncontent-length:", line_end) >= 0:
-            # Repeated, or a list such as "12, 12": every value must be the same.
-            values = _values(lowered, b"content-length").split(b",")
-            value = values[0].strip(b" \t")
-            if not value.isdigit() or any(v.strip(b" \t") != value for v in values):
-                raise FramingError("bad Content-Length")
-        if len(value) > 18:
-            raise FramingError("Content-Length too large")
-        length = int(value)
-        if length:
+        if follows == INTERIM:
+            return  # 100 Continue, 103 Early Hints: the final response follows
+        if status != 101:
+            self.finals += 1
+        if follows == LENGTH_BODY:
             self._remaining = length
             self.state = LENGTH
+        elif follows == CHUNKED_BODY:
+            self._scanner = ChunkedScanner(strict=False)
+            self.state = CHUNKED
+        elif follows == UNTIL_CLOSE_BODY:
+            self.state = UNTIL_CLOSE
+        elif follows == TUNNEL_AFTER:
+            self.state = TUNNEL
         else:
             self._complete()
 
-
-def _values(lowered: bytes, name: bytes) -> bytes:
-    """Every value of header `name`, joined by commas (a lower-cased head is searched)."""
-    needle = b"\r\n" + name + b":"
-    values = []
-    pos = lowered.find(needle)
-    while pos >= 0:
-        start = pos + len(needle)
-        end = lowered.find(b"\r\n", start)
-        values.append(lowered[start:end].strip(b" \t"))
-        pos = lowered.find(needle, end)
-    return b",".join(values)
+    def _method(self) -> bytes:
+        """The method of the request the next response answers, where it matters."""
+        methods = self._methods
+        index = self.completed
+        while methods and methods[0][0] < index:
+            methods.popleft()
+        return methods[0][1] if methods and methods[0][0] == index else b"GET"

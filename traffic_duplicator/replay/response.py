@@ -1,24 +1,16 @@
 """Reads one HTTP/1.x response incrementally, to find where it ends; the body is discarded.
 
-Framing follows RFC 9112 section 6.3: no body for HEAD, 1xx, 204 and 304; chunked wins
-over Content-Length; otherwise the body runs until the connection closes. Interim 1xx
-responses (100 Continue) are skipped. Body bytes are scanned, never stored.
+Where the response ends is `http1.response.response_end` (RFC 9112 section 6.3), the
+rule the proxy's tracker uses too. Interim 1xx responses (100 Continue) are skipped.
+Body bytes are scanned, never stored.
 """
 
 from __future__ import annotations
 
-from traffic_duplicator.http1 import ChunkedScanner, FramingError, LengthScanner
-
-MAX_RESPONSE_HEAD = 64 * 1024
-
-
-def _header(lower_head: bytes, marker: bytes) -> bytes | None:
-    """The trimmed value after `marker` (CRLF + lower-case name + colon), or None."""
-    at = lower_head.find(marker)
-    if at < 0:
-        return None
-    start = at + len(marker)
-    return lower_head[start : lower_head.find(b"\r\n", start)].strip(b" \t")
+from traffic_duplicator.http1 import response
+from traffic_duplicator.http1.body import ChunkedScanner, LengthScanner
+from traffic_duplicator.http1.reasons import FramingError
+from traffic_duplicator.http1.response import MAX_RESPONSE_HEAD, field_values, response_end
 
 
 class ResponseError(ValueError):
@@ -30,7 +22,7 @@ class ResponseParser:
 
     __slots__ = (
         "_buffer",
-        "_head_request",
+        "_method",
         "_scanner",
         "_until_close",
         "done",
@@ -40,8 +32,9 @@ class ResponseParser:
         "status",
     )
 
-    def __init__(self, head_request: bool = False) -> None:
-        self._head_request = head_request
+    def __init__(self, head_request: bool = False, method: bytes = b"GET") -> None:
+        """`method` is the request's (HEAD and CONNECT change where the response ends)."""
+        self._method = b"HEAD" if head_request else method
         self._buffer = b""
         self._scanner: LengthScanner | ChunkedScanner | None = None
         self._until_close = False
@@ -102,48 +95,44 @@ class ResponseParser:
 
     def _parse_head(self, head: bytes) -> bool:
         """Parse a status line and headers; True for an interim 1xx response to skip."""
-        status_line = head[: head.find(b"\r\n")]
-        parts = status_line.split(b" ", 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-            raise ResponseError(f"bad status line {status_line[:60]!r}")
-        status = int(parts[1])
-        if 100 <= status < 200 and status != 101:
+        try:
+            status, follows, length = response_end(head, self._method)
+        except FramingError as exc:
+            if exc.reason == "status_line":
+                status_line = head[: head.find(b"\r\n")]
+                raise ResponseError(f"bad status line {status_line[:60]!r}") from None
+            raise ResponseError(str(exc)) from None
+        if follows == response.INTERIM:
             return True
-        version11 = parts[0] == b"HTTP/1.1"
-        # Only four headers matter for framing and redirects; finding them in the
+        # Connection and Location matter besides framing; finding them in the
         # lower-cased head is several times faster than splitting every line.
-        lower = head.lower()
-        length: int | None = None
-        value = _header(lower, b"\r\ncontent-length:")
-        if value is not None:
-            if not value.isdigit():
-                raise ResponseError("bad Content-Length")
-            length = int(value)
-        value = _header(lower, b"\r\ntransfer-encoding:")
-        chunked = value is not None and value.endswith(b"chunked")
-        value = _header(lower, b"\r\nconnection:")
-        tokens = {t.strip() for t in value.split(b",")} if value is not None else set()
+        lower = head[:-2].lower()
+        tokens = {token.strip(b" \t") for token in field_values(lower, b"connection").split(b",")}
         at = lower.find(b"\r\nlocation:")
         if at >= 0:
             start = at + len(b"\r\nlocation:")
             self.location = head[start : head.find(b"\r\n", start)].strip(b" \t")
         self.status = status
-        self.keep_alive = (b"close" not in tokens) if version11 else (b"keep-alive" in tokens)
-        if status == 101:
-            self._finish(extra=False)
-            self.keep_alive = False  # the connection now speaks another protocol
-        elif self._head_request or status in (204, 304):
-            self._finish(extra=False)
-        elif chunked:
-            self._scanner = ChunkedScanner()
-        elif length is not None:
-            self._scanner = LengthScanner(length)
-            if self._scanner.done:
-                self._finish(extra=False)
+        if head.startswith(b"HTTP/1.1"):
+            self.keep_alive = b"close" not in tokens
         else:
+            self.keep_alive = b"keep-alive" in tokens
+        self._body(follows, length)
+        return False
+
+    def _body(self, follows: int, length: int) -> None:
+        """Enter the state that finds the end of the body that follows the head."""
+        if follows == response.LENGTH:
+            self._scanner = LengthScanner(length)
+        elif follows == response.CHUNKED:
+            self._scanner = ChunkedScanner(strict=False)
+        elif follows == response.UNTIL_CLOSE:
             self._until_close = True
             self.keep_alive = False
-        return False
+        else:
+            self._finish(extra=False)
+            if follows == response.TUNNEL:
+                self.keep_alive = False  # the connection now speaks another protocol
 
     def _finish(self, extra: bool) -> None:
         self.done = True
