@@ -20,9 +20,19 @@ MASK = "***"
 
 # scheme://user:password@ — the password is everything up to the last "@" of the authority.
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:'\"]*:)[^\s/?#'\"]*@")
-_SECRET_PARTS = ("token", "secret", "passw", "pwd", "session", "auth", "credential", "signature")
-_SECRET_WORDS = frozenset(("cookie", "key", "apikey", "sig", "jwt", "bearer", "otp"))
-_NAME_SPLIT = re.compile(r"[-_.\s]+")
+# Parts found anywhere in a name; "auth" only as a word below, so that Author is no secret.
+_SECRET_PARTS = (
+    *("token", "secret", "passw", "pwd", "session", "authori", "authent", "credential"),
+    "signature",
+)
+_SECRET_WORDS = frozenset(
+    {
+        *("cookie", "cookies", "key", "apikey", "sig", "sid", "jwt", "bearer", "otp", "pin"),
+        *("csrf", "xsrf", "ssn", "private", "passphrase", "auth"),
+    }
+)
+# Words of a name in any spelling: `X-Api-Key`, `api_key`, `apiKey` all give api, key.
+_NAME_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 # `Name: value` or `name=value` inside free text. A header's value runs to a quote or the
 # end of the line (a Cookie holds `;` and `,`); a parameter's to `&`, `;`, `,` or a space.
 _NAME_SEP = re.compile(
@@ -37,7 +47,7 @@ def is_secret_name(name: str) -> bool:
     lowered = name.strip().lower()
     if any(part in lowered for part in _SECRET_PARTS):
         return True
-    return any(word in _SECRET_WORDS for word in _NAME_SPLIT.split(lowered))
+    return any(word.lower() in _SECRET_WORDS for word in _NAME_WORD.findall(name))
 
 
 def mask_url(url: str) -> str:

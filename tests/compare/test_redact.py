@@ -67,6 +67,6 @@ def test_values_are_json_and_cut():
 def test_urls_lose_their_credentials():
     assert (
         mask_url("https://user:hunter2@staging.example.com/x")
-        == "https://***@staging.example.com/x"
+        == "https://user:***@staging.example.com/x"
     )
     assert mask_url("https://staging.example.com") == "https://staging.example.com"

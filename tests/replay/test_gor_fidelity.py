@@ -92,8 +92,10 @@ def test_userinfo_path_and_absolute_targets_go_out_as_gor_sends_them(
         wait_count(dest, 2)
         assert rp.stop() == 0
     host = f"127.0.0.1:{dest.port}".encode()
+    # A new header goes first, an existing one is replaced in place (gor's proto.SetHeader;
+    # GoReplay 1.2.0 sends exactly these bytes).
     assert sorted(r.raw for r in dest.snapshot()) == [
-        b"GET /shadow/users?id=7 HTTP/1.1\r\nHost: " + host + b"\r\nAuthorization: " + BASIC
+        b"GET /shadow/users?id=7 HTTP/1.1\r\nAuthorization: " + BASIC + b"\r\nHost: " + host
         + b"\r\n\r\n",
         b"GET /shadow/users?id=8 HTTP/1.1\r\nHost: " + host + b"\r\nAuthorization: " + BASIC
         + b"\r\n\r\n",

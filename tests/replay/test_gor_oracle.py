@@ -9,8 +9,10 @@ variable these tests are skipped; the pinned expectations in the options and mod
 tests say what gor answered when they were written (GoReplay 1.2.0).
 
 Where this product deliberately differs from gor 1.2 (an absolute-form target is sent in
-origin-form, RFC 9112 §3.2.2; a path on `--output-http` is a prefix), the cases avoid it;
-those rules have tests of their own.
+origin-form, RFC 9112 §3.2.2; a path on `--output-http` is a prefix; a Host that
+`--http-rewrite-header` rewrote is kept, where gor 1.2 overwrites it with the output's host
+and so breaks the example in its own `--help`), the cases avoid it; those rules have tests
+of their own.
 """
 
 from __future__ import annotations
@@ -50,6 +52,15 @@ BASE = [
 ]
 
 
+AUTHORIZED = (
+    # customer1:secret and admin:secret, Basic-encoded.
+    request(
+        "GET /a HTTP/1.1\nHost: www.example.com\nAuthorization: Basic Y3VzdG9tZXIxOnNlY3JldA=="
+    ),
+    request("GET /b HTTP/1.1\nHost: www.example.com\nAuthorization: Basic YWRtaW46c2VjcmV0"),
+)
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -77,6 +88,10 @@ CASES = [
     Case("disallow-header", ("--http-disallow-header", "User-Agent: probe")),
     Case("allow-method", ("--http-allow-method", "POST")),
     Case("header-limiter", ("--http-header-limiter", "X-A: 50%")),
+    Case("param-limiter", ("--http-param-limiter", "id: 50%")),
+    Case("original-host", ("--http-original-host",)),
+    Case("basic-auth-filter", ("--http-basic-auth-filter", "^customer[0-9]"), AUTHORIZED),
+    Case("set-host", ("--http-set-header", "Host: staging.example.com")),
 ]
 
 

@@ -48,11 +48,18 @@ def test_no_flags_returns_the_same_object() -> None:
     assert modifier().apply(original) is original
 
 
-def test_set_header_replaces_keeping_the_name_as_sent_or_appends() -> None:
-    head = apply(modifier("--http-set-header", "User-Agent: Gor", "--http-set-header", "X-New: 1"))
+def test_set_header_replaces_keeping_the_name_as_sent_or_adds_it_first() -> None:
+    # gor's proto.SetHeader replaces in place; AddHeader puts a new header first, so the
+    # second new header lands before the first (as GoReplay 1.2.0 sends them).
+    head = apply(
+        modifier(
+            "--http-set-header", "User-Agent: Gor", "--http-set-header", "X-New: 1",
+            "--http-set-header", "X-Newer: 2",
+        )
+    )  # fmt: skip
     assert head == (
-        b"GET /v1/user/42/ping?x=1 HTTP/1.1\r\nHost: a.example.com\r\n"
-        b"user-agent: Gor\r\nX-New: 1\r\n\r\n"
+        b"GET /v1/user/42/ping?x=1 HTTP/1.1\r\nX-Newer: 2\r\nX-New: 1\r\n"
+        b"Host: a.example.com\r\nuser-agent: Gor\r\n\r\n"
     )
 
 

@@ -71,7 +71,8 @@ def test_json_report_flags_exactly_the_regressions(logs):
         assert "body:$.api_key" in text and "[masked]" in text
         assert SECRET not in text and "t0psecret" not in text and "Bearer" not in text
     assert (
-        rows[("candidate", "GET /users/:id")]["destination"] == "https://***@candidate.example.com"
+        rows[("candidate", "GET /users/:id")]["destination"]
+        == "https://deploy:***@candidate.example.com"
     )
 
 
@@ -84,7 +85,7 @@ def test_plain_table_lists_each_destination_and_route(logs):
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "https://staging.example.com (baseline)" in out
-    assert "https://***@candidate.example.com (candidate)" in out
+    assert "https://deploy:***@candidate.example.com (candidate)" in out
     assert "top differing fields" in out and "body:$.name (160)" in out
     assert out.count("GET /users/:id") == 2
     assert "t0psecret" not in out

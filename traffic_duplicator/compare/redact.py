@@ -12,44 +12,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from urllib.parse import urlsplit, urlunsplit
+
+from traffic_duplicator.redact import is_secret_name, mask_url
 
 MASK = "[masked]"
+__all__ = ["is_secret_name", "mask_url"]
 MAX_VALUE_CHARS = 80
 
-_SECRET_WORDS = frozenset(
-    {
-        "authorization",
-        "auth",
-        "cookie",
-        "cookies",
-        "password",
-        "passwd",
-        "passphrase",
-        "pwd",
-        "secret",
-        "secrets",
-        "token",
-        "tokens",
-        "apikey",
-        "key",
-        "credential",
-        "credentials",
-        "session",
-        "sessionid",
-        "sid",
-        "signature",
-        "jwt",
-        "bearer",
-        "otp",
-        "pin",
-        "csrf",
-        "xsrf",
-        "ssn",
-        "private",
-    }
-)
-_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 # Values that are credentials whatever their name: bearer/basic schemes, JWTs, and long
 # unbroken tokens mixing letters and digits (API keys, session ids).
 _CREDENTIAL = re.compile(
@@ -57,20 +26,6 @@ _CREDENTIAL = re.compile(
     r"|eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"
     r"|(?=[A-Za-z0-9_\-+/=]{24,})(?=\S*\d)(?=\S*[A-Za-z])[A-Za-z0-9_\-+/=]{24,}"
 )
-
-
-def words(name: str) -> list[str]:
-    """Lower-case words of an identifier: `X-Api-Key`, `api_key`, `apiKey` → x/api/key."""
-    return [w.lower() for w in _WORD.findall(name)]
-
-
-def is_secret_name(name: str) -> bool:
-    """True for a header or JSON key named like a secret (`password`, `x-api-key`, …)."""
-    parts = words(name)
-    if any(part in _SECRET_WORDS for part in parts):
-        return True
-    joined = "".join(parts)
-    return any(word in joined for word in ("password", "secret", "apikey", "token"))
 
 
 def any_secret_name(names: Iterable[str]) -> bool:
@@ -89,15 +44,3 @@ def render_value(value: object, secret: bool = False, limit: int = MAX_VALUE_CHA
     if looks_like_credential(text):
         return MASK
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def mask_url(url: str) -> str:
-    """The URL with any user:password replaced by `***` (rule 6: secrets never printed)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"***@{host}"))

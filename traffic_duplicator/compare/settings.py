@@ -130,7 +130,8 @@ def resolve_baseline(baseline: str | None, outputs: Sequence[str]) -> int | None
     except BadValue as exc:
         raise CompareSettingsError(f"{BASELINE}={baseline!r}: {exc}") from None
     for index, url in enumerate(outputs):
-        if url.rstrip("/") == wanted.rstrip("/"):
+        # Both sides as printed (a password shows as ***), whichever form `outputs` holds.
+        if mask_url(url).rstrip("/") == wanted.rstrip("/"):
             return index
     raise CompareSettingsError(
         f"{BASELINE}={baseline!r} names no --output-http; use a URL or a position from: {choices}"

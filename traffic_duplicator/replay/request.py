@@ -59,10 +59,14 @@ class HeadEditor:
         return self.lines[index].partition(b":")[2].strip(b" \t")
 
     def set(self, name: bytes, value: bytes) -> None:
-        """Replace the first `name` header's value (keeping its spelling), or append one."""
+        """Replace the first `name` header's value (keeping its spelling), or add one first.
+
+        A new header goes right after the request line, as gor's proto.AddHeader puts it
+        ("to the start of headers section"), so several new headers end up in reverse.
+        """
         index = self._index(name)
         if index < 0:
-            self.lines.append(name + b": " + value)
+            self.lines.insert(0, name + b": " + value)
         else:
             original = self.lines[index].partition(b":")[0]
             self.lines[index] = original + b": " + value
@@ -111,18 +115,20 @@ def _header_line(name: bytes) -> re.Pattern[bytes]:
 
 
 def with_header(head: bytes, name: bytes, value: bytes) -> bytes:
-    """The head with the first `name` header's value replaced, keeping the name's spelling
-    (or the header appended), as gor's proto.SetHeader does."""
+    """The head with the first `name` header's value replaced, keeping the name's spelling,
+    or the header added right after the request line: gor's proto.SetHeader and AddHeader."""
     match = _header_line(name).search(head)
     if match is None:
-        return head[:-2] + name + b": " + value + CRLF + CRLF
+        end_of_request_line = head.index(CRLF) + 2
+        line = name + b": " + value + CRLF
+        return head[:end_of_request_line] + line + head[end_of_request_line:]
     line = match.group(0)
     spelling = line[2:].partition(b":")[0].rstrip(b" \t")
     return head[: match.start()] + CRLF + spelling + b": " + value + head[match.end() :]
 
 
 def with_host(head: bytes, host: bytes) -> bytes:
-    """The head with its Host header's value replaced (or a Host header appended)."""
+    """The head with its Host header's value replaced (or a Host header added first)."""
     return with_header(head, b"Host", host)
 
 
