@@ -65,6 +65,12 @@ def test_every_line_gets_the_prefix_and_bad_bytes_are_replaced() -> None:
     assert out.endswith(b"\n")
 
 
+def test_an_engines_line_is_masked_on_its_way() -> None:
+    # What a real gor prints of its own settings: the output URL as it was given.
+    out = pump(b"[HTTPClient] Connecting: http://mirror:hunter2@staging.example.com\n")
+    assert out == b"replayer | [HTTPClient] Connecting: http://mirror:***@staging.example.com\n"
+
+
 def test_an_endless_line_is_passed_on_in_bounded_pieces() -> None:
     out = pump(b"x" * (MAX_LINE * 2 + 10) + b"\n")
     lines = out.decode().splitlines()

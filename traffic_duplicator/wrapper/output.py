@@ -2,6 +2,8 @@
 
 Formatting only (honcho's printer.py): prefixes, bytes decoded with `replace`, a bounded
 line, one write per line. The app's output never comes through here: it keeps our fds.
+An engine's line is masked (traffic_duplicator.redact) on its way: our engines mask their
+own, but a real gor prints output URLs, and with them their passwords, as it was given them.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import os
 import threading
 from typing import IO
+
+from traffic_duplicator.redact import mask_text
 
 # A line longer than this is passed on in pieces, so a child cannot make us buffer without end.
 MAX_LINE = 64 * 1024
@@ -50,7 +54,7 @@ class LinePump(threading.Thread):
                     return
                 if not line:
                     return
-                text = self._prefix + line.decode("utf-8", "replace")
+                text = self._prefix + mask_text(line.decode("utf-8", "replace"))
                 if not text.endswith("\n"):
                     text += "\n"
                 try:
