@@ -7,16 +7,21 @@
 #   python/                        a CPython runtime, only when no earlier buildpack of the
 #                                  group left one in a launch layer (heroku/python does, for
 #                                  Python apps only)
-#   vendor/gor/gor                 the buildpack's gor, when it carries one
+#   vendor/gor/gor                 the buildpack's gor when it carries one, or GoReplay's
+#                                  release when TRAFFIC_DUPLICATOR_GOR_VERSION asks for it
+#   engines.checked                the engine decision the build checked (gor::choose_engines)
 #   env.launch/                    TRAFFIC_DUPLICATOR_HOME, as a default config vars override
 # The layer is cached; its metadata names the runtime archive, so a rebuild with the same
-# one downloads and unpacks nothing.
+# one downloads and unpacks nothing. A second layer, <layers>/gor-cache, is cached and
+# never launched: it keeps GoReplay's release archive, named by its sha256, between builds.
 # Spec: https://github.com/buildpacks/spec/blob/buildpack/v0.10/buildpack.md
 
 set -euo pipefail
 
 # The layer's name: <layers>/traffic-duplicator/ and <layers>/traffic-duplicator.toml.
 TD_CNB_LAYER="traffic-duplicator"
+# The cache layer gor::install_release keeps GoReplay's archive in (its CACHE_DIR).
+TD_CNB_GOR_CACHE="gor-cache"
 
 # Set by cnb::read_cached_metadata: what the restored layer holds (empty on a first build).
 TD_CNB_CACHED_PYTHON_URL=""
@@ -52,7 +57,13 @@ function cnb::detect() {
 
 # Describes the target the lifecycle builds for (CNB_TARGET_*), e.g. "ubuntu 24.04 amd64".
 function cnb::target() {
-	echo "${CNB_TARGET_DISTRO_NAME:-unknown} ${CNB_TARGET_DISTRO_VERSION:-unknown} ${CNB_TARGET_ARCH:-$(python::arch)}"
+	echo "${CNB_TARGET_DISTRO_NAME:-unknown} ${CNB_TARGET_DISTRO_VERSION:-unknown} $(cnb::arch)"
+}
+
+# The target's architecture, as Debian names it (amd64, arm64): CNB_TARGET_ARCH, which the
+# lifecycle sets from the run image, else this machine's.
+function cnb::arch() {
+	echo "${CNB_TARGET_ARCH:-$(python::arch)}"
 }
 
 # The Heroku stack whose Python archives fit the target (heroku-22 for Ubuntu 22.04, …): the
@@ -140,7 +151,7 @@ function cnb::_require_runtime_archive() {
 		EOF
 		return 0
 	fi
-	if [[ "${stack}" != "heroku-22" || "${CNB_TARGET_ARCH:-$(python::arch)}" != "arm64" ]]; then
+	if [[ "${stack}" != "heroku-22" || "$(cnb::arch)" != "arm64" ]]; then
 		return 0
 	fi
 	output::error <<-EOF
@@ -233,32 +244,6 @@ function cnb::_toml_string() {
 	echo "\"${value//\"/\\\"}\""
 }
 
-# Copies the buildpack's gor into the layer, where the wrapper looks (TRAFFIC_DUPLICATOR_HOME
-# /vendor/gor/gor, after the app's own bin/gor), and reports which replayer will serve. Sets
-# TD_GOR_SOURCE and TD_GOR_DESCRIPTION, as gor::select does for the classic build.
-function cnb::gor() {
-	local buildpack_dir="${1}" app_dir="${2}" layers_dir="${3}"
-	local vendor_dir="${layers_dir}/${TD_CNB_LAYER}/vendor/gor"
-	output::step "Choosing the replayer (gor or built-in)"
-	rm -rf "${layers_dir:?}/${TD_CNB_LAYER}/vendor"
-	if [[ -e "${app_dir}/bin/gor" ]]; then
-		TD_GOR_SOURCE="app"
-		gor::_describe "${app_dir}/bin/gor" "the app's bin/gor"
-	elif [[ -f "${buildpack_dir}/vendor/gor/gor" ]]; then
-		TD_GOR_SOURCE="buildpack"
-		mkdir -p "${vendor_dir}"
-		cp "${buildpack_dir}/vendor/gor/gor" "${vendor_dir}/gor"
-		chmod 0755 "${vendor_dir}/gor"
-		gor::_describe "${vendor_dir}/gor" "vendor/gor/gor, copied from the buildpack into the layer"
-	else
-		# shellcheck disable=SC2034 # Read by gor::apply_settings.
-		TD_GOR_SOURCE="builtin"
-		TD_GOR_DESCRIPTION="the built-in replayer (python -m traffic_duplicator.replay)"
-		output::info "No gor binary in the app (bin/gor) or the buildpack (vendor/gor/gor)"
-		output::info "Using ${TD_GOR_DESCRIPTION}"
-	fi
-}
-
 # The launch environment: the lifecycle puts the layer's bin/ on PATH by itself; the wrapper
 # also gets TRAFFIC_DUPLICATOR_HOME as a default (a config var of that name wins), like the
 # classic .profile.d script gives it.
@@ -274,16 +259,45 @@ function cnb::write_launch_env() {
 # reuse its runtime; the metadata says which runtime archive it holds.
 function cnb::write_layer_metadata() {
 	local layers_dir="${1}" package_version="${2}"
-	cat >"${layers_dir}/${TD_CNB_LAYER}.toml" <<-EOF
-		[types]
-		launch = true
-		build = false
-		cache = true
-
-		[metadata]
+	cnb::_write_layer_toml "${layers_dir}/${TD_CNB_LAYER}.toml" true <<-EOF
 		package_version = $(cnb::_toml_string "${package_version}")
 		python_url = $(cnb::_toml_string "${TD_CNB_PYTHON_URL}")
 		python_version = $(cnb::_toml_string "${TD_CNB_PYTHON_VERSION}")
 		target = $(cnb::_toml_string "$(cnb::target)")
 	EOF
+}
+
+# <layers>/gor-cache.toml: keeps the gor-cache layer (GoReplay's archive, which
+# gor::install_release leaves in traffic-duplicator/gor-archives/<sha256>.tar.gz) for the
+# next build while TRAFFIC_DUPLICATOR_GOR_VERSION or _URL asks for gor; a cache layer only,
+# never in the image. Without either, the layer is dropped.
+function cnb::keep_gor_cache() {
+	local layers_dir="${1}" env_dir="${2}"
+	local cache="${layers_dir}/${TD_CNB_GOR_CACHE}" archive="" asked path
+	rm -rf "${cache}/traffic-duplicator/tmp"
+	asked="$(utils::env_dir_var "${env_dir}" TRAFFIC_DUPLICATOR_GOR_VERSION)"
+	asked+="$(utils::env_dir_var "${env_dir}" TRAFFIC_DUPLICATOR_GOR_URL)"
+	if [[ -n "${asked//[[:space:]]/}" ]]; then
+		for path in "${cache}"/traffic-duplicator/gor-archives/*.tar.gz; do
+			[[ -f "${path}" ]] && archive="${path}"
+		done
+	fi
+	if [[ -z "${archive}" ]]; then
+		rm -rf "${cache}" "${cache}.toml"
+		return 0
+	fi
+	local sha256="${archive##*/}"
+	cnb::_write_layer_toml "${cache}.toml" false <<-EOF
+		gor_archive_sha256 = $(cnb::_toml_string "${sha256%.tar.gz}")
+	EOF
+}
+
+# Writes a layer's TOML FILE: cached, not for the build, `launch = LAUNCH` (true or false),
+# with the [metadata] lines read from stdin.
+function cnb::_write_layer_toml() {
+	local file="${1}" launch="${2}"
+	{
+		printf '[types]\nlaunch = %s\nbuild = false\ncache = true\n\n[metadata]\n' "${launch}"
+		cat
+	} >"${file}"
 }

@@ -4,15 +4,15 @@
 # What is truly build-time lives here: putting a gor binary where the wrapper looks for it
 # (the buildpack's vendor/gor/gor copied to the app's bin/gor, or GoReplay's release
 # downloaded into .traffic-duplicator/vendor/gor/gor when TRAFFIC_DUPLICATOR_GOR_VERSION
-# asks for it). Which replayer, proxy and hop the dyno will use, and whether it would start
-# at all, is decided by traffic_duplicator.wrapper.engines, the code the dyno runs: this
-# file only runs it (`--explain`) and reads back its record.
+# asks for it; a Cloud Native Buildpack's layer stands in for .traffic-duplicator/, and
+# for bin/gor too, as that build leaves the app as it is). Which replayer, proxy and hop
+# the dyno will use, and whether it would start at all, is decided by
+# traffic_duplicator.wrapper.engines, the code the dyno runs: this file only runs it
+# (`--explain`) and reads back its record.
 
 set -euo pipefail
 
 TD_GOR_MARKER=".traffic-duplicator/gor-from-buildpack.sha256"
-# Where the wrapper looks for the buildpack's own gor: TRAFFIC_DUPLICATOR_HOME/vendor/gor/gor.
-TD_GOR_VENDOR_DIR=".traffic-duplicator/vendor/gor"
 # The engine decision this build checked; the wrapper reads it at boot (wrapper/buildrecord.py).
 TD_ENGINES_RECORD=".traffic-duplicator/engines.checked"
 
@@ -34,16 +34,24 @@ TD_GOR_RELEASES=(
 TD_GOR_AVAILABLE="no"
 TD_GOR_DESCRIPTION="the built-in replayer (python -m traffic_duplicator.replay)"
 
+# gor::select BUILDPACK_DIR BUILD_DIR CACHE_DIR ENV_DIR [HOME] [ARCH]
+#
 # Puts the buildpack's vendor/gor/gor into the slug as bin/gor when the app has none, or the
-# GoReplay release TRAFFIC_DUPLICATOR_GOR_VERSION names into .traffic-duplicator/vendor/gor.
-# The app's own bin/gor always wins: then nothing is copied or downloaded.
+# GoReplay release TRAFFIC_DUPLICATOR_GOR_VERSION names into HOME/vendor/gor (the archive
+# cached in CACHE_DIR). The app's own bin/gor always wins: then nothing is copied or downloaded.
 # A marker remembers which bin/gor we copied, so a rebuild in the same directory can tell
 # our copy from the app's and replace or remove it.
+# The classic build passes the first four: HOME is BUILD_DIR/.traffic-duplicator and ARCH
+# this machine's. A Cloud Native Buildpack passes its launch layer as HOME and
+# CNB_TARGET_ARCH as ARCH; it writes nothing in the app, so the buildpack's gor goes to
+# HOME/vendor/gor/gor too (where the wrapper looks after the app's bin/gor).
 function gor::select() {
 	local buildpack_dir="${1}" build_dir="${2}" cache_dir="${3}" env_dir="${4}"
+	local home="${5:-}" arch="${6:-}"
 	local slug_gor="${build_dir}/bin/gor"
 	local vendor_gor="${buildpack_dir}/vendor/gor/gor"
 	local marker="${build_dir}/${TD_GOR_MARKER}"
+	local vendor_dir="${home:-${build_dir}/.traffic-duplicator}/vendor/gor"
 	local version url sha256
 	version="$(gor::_config "${env_dir}" TRAFFIC_DUPLICATOR_GOR_VERSION)"
 	url="$(gor::_config "${env_dir}" TRAFFIC_DUPLICATOR_GOR_URL)"
@@ -51,13 +59,15 @@ function gor::select() {
 
 	output::step "Looking for a gor binary"
 
-	# A bin/gor that is byte-for-byte what we copied last time is ours, not the app's.
-	if [[ -f "${slug_gor}" && -f "${marker}" ]] &&
-		[[ "$(gor::_sha256 "${slug_gor}")" == "$(cat "${marker}")" ]]; then
-		rm -f "${slug_gor}"
+	if [[ -z "${home}" ]]; then
+		# A bin/gor that is byte-for-byte what we copied last time is ours, not the app's.
+		if [[ -f "${slug_gor}" && -f "${marker}" ]] &&
+			[[ "$(gor::_sha256 "${slug_gor}")" == "$(cat "${marker}")" ]]; then
+			rm -f "${slug_gor}"
+		fi
+		rm -f "${marker}"
 	fi
-	rm -f "${marker}"
-	rm -rf "${build_dir:?}/${TD_GOR_VENDOR_DIR}"
+	rm -rf "${vendor_dir}"
 
 	if [[ -e "${slug_gor}" ]]; then
 		output::info "Keeping the app's bin/gor"
@@ -67,14 +77,21 @@ function gor::select() {
 			output::info "Keeping the app's bin/gor; the buildpack's vendor/gor/gor is not used"
 		fi
 	elif [[ -n "${version}${url}" ]]; then
-		gor::install_release "${build_dir}/${TD_GOR_VENDOR_DIR}" "${cache_dir}" \
-			"${version}" "$(python::arch)" "${url}" "${sha256}"
+		gor::install_release "${vendor_dir}" "${cache_dir}" \
+			"${version}" "${arch:-$(python::arch)}" "${url}" "${sha256}"
 	elif [[ -f "${vendor_gor}" ]]; then
-		mkdir -p "${build_dir}/bin"
-		cp "${vendor_gor}" "${slug_gor}"
-		chmod 0755 "${slug_gor}"
-		gor::_sha256 "${slug_gor}" >"${marker}"
-		output::info "Copied the buildpack's vendor/gor/gor to bin/gor"
+		# The slug gets it as bin/gor, marked as ours; a CNB's layer as its vendor/gor/gor.
+		local dest="${slug_gor}" shown="bin/gor"
+		if [[ -n "${home}" ]]; then
+			dest="${vendor_dir}/gor" shown="the layer's vendor/gor/gor"
+		fi
+		mkdir -p "${dest%/*}"
+		cp "${vendor_gor}" "${dest}"
+		chmod 0755 "${dest}"
+		if [[ -z "${home}" ]]; then
+			gor::_sha256 "${slug_gor}" >"${marker}"
+		fi
+		output::info "Copied the buildpack's vendor/gor/gor to ${shown}"
 	else
 		output::info "No gor binary in the app (bin/gor) or the buildpack (vendor/gor/gor)"
 		output::info "Set TRAFFIC_DUPLICATOR_GOR_VERSION to have the build download GoReplay"

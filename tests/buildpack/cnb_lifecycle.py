@@ -37,8 +37,9 @@ from tests.buildpack.conftest import (
     HookResult,
     Hooks,
     _copy_buildpack,
+    web_round_trip,
 )
-from tests.support import REPO_ROOT
+from tests.support import REPO_ROOT, RecordingServer
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -47,6 +48,9 @@ else:  # pragma: no cover - the tests run on 3.11+
 
 BUILDPACK_ID = "traffic-duplicator/traffic-duplicator"
 LAYER = "traffic-duplicator"
+# What a launched web process is sent through $PORT, and must mirror.
+REQUESTS = [("GET", "/hello?from=cnb", b""), ("POST", "/orders", b'{"qty": 3}')]
+MIRRORED = [(b"GET", b"/hello?from=cnb", b""), (b"POST", b"/orders", b'{"qty": 3}')]
 
 
 def escape_id(buildpack_id: str) -> str:
@@ -196,6 +200,18 @@ class Lifecycle:
         ]
         return self._run(argv, env)
 
+    def build_with_classic(
+        self, hooks: Hooks, fixture: str, config: dict[str, str], stack: str = "heroku-24"
+    ) -> tuple[HookResult, HookResult]:
+        """The fixture app with the same config vars, built by this bin/build and by the
+        classic bin/compile on STACK: (CNB result, classic result)."""
+        self.copy_app(fixture)
+        classic_app = hooks.app(fixture)
+        for name, value in config.items():
+            self.set_config(name, value)
+            classic_app.set_config(name, value)
+        return self.build(), hooks.compile(classic_app, stack)
+
     def _layers_of(self, buildpack_id: str, kind: str) -> list[Path]:
         """The buildpack's layers whose TOML sets `kind = true`, by name."""
         bp_dir = self.layers_root / escape_id(buildpack_id)
@@ -255,6 +271,24 @@ class Lifecycle:
         bash = shutil.which("bash", path=env["PATH"])
         assert bash is not None, "no bash on the launch PATH"
         return [bash, "-c", self.web_command()]
+
+    def serve_and_mirror(
+        self, env: dict[str, str], port: int, destination: RecordingServer, log: Path
+    ) -> tuple[list[tuple[int, bytes]], list[tuple[bytes, bytes, bytes]]]:
+        """Starts the web process with the launch env `env`, sends REQUESTS through `port`,
+        waits until `destination` has them all, and stops it (output in `log`). Returns the
+        answers (status, body) and the mirrored requests (method, target, body) by target."""
+        answers = web_round_trip(
+            self.web_argv(env),
+            env=env,
+            cwd=self.app,
+            port=port,
+            log=log,
+            requests=REQUESTS,
+            mirrored=lambda: destination.count() >= len(REQUESTS),
+        )
+        mirrored = sorted(destination.snapshot(), key=lambda r: r.target)
+        return answers, [(r.method, r.target, r.body) for r in mirrored]
 
 
 def apply_env_dir(env: dict[str, str], directory: Path) -> None:

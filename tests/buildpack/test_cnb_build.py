@@ -256,13 +256,9 @@ def test_a_build_only_python_of_the_group_is_not_relied_on_at_launch(
 def test_build_fails_on_a_bad_options_file_with_the_classic_message(
     lifecycle: Lifecycle, hooks: Hooks, runtime_server: RuntimeServer
 ) -> None:
-    lifecycle.copy_app("broken-options")
-    lifecycle.set_config("TRAFFIC_DUPLICATOR_PYTHON_URL", runtime_server.url(RUNTIME))
-    classic_app = hooks.app("broken-options")
-    classic_app.set_config("TRAFFIC_DUPLICATOR_PYTHON_URL", runtime_server.url(RUNTIME))
-
-    result = lifecycle.build()
-    classic = hooks.compile(classic_app, "heroku-24")
+    result, classic = lifecycle.build_with_classic(
+        hooks, "broken-options", {"TRAFFIC_DUPLICATOR_PYTHON_URL": runtime_server.url(RUNTIME)}
+    )
 
     assert result.returncode == 1, result.output
     assert classic.returncode == 1
@@ -274,13 +270,9 @@ def test_build_fails_on_a_bad_options_file_with_the_classic_message(
 def test_build_fails_when_the_named_options_file_is_missing(
     lifecycle: Lifecycle, hooks: Hooks
 ) -> None:
-    lifecycle.copy_app("node")
-    lifecycle.set_config("TRAFFIC_DUPLICATOR_OPTIONS", "config/missing.options")
-    classic_app = hooks.app("node")
-    classic_app.set_config("TRAFFIC_DUPLICATOR_OPTIONS", "config/missing.options")
-
-    result = lifecycle.build()
-    classic = hooks.compile(classic_app, "heroku-24")
+    result, classic = lifecycle.build_with_classic(
+        hooks, "node", {"TRAFFIC_DUPLICATOR_OPTIONS": "config/missing.options"}
+    )
 
     assert result.returncode == 1, result.output
     assert result.stderr == classic.stderr

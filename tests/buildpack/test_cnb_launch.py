@@ -21,8 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.buildpack.cnb_lifecycle import Lifecycle, cnb_buildpack, group_python, tools_dir
-from tests.buildpack.conftest import FIXTURES, RuntimeServer, web_round_trip
+from tests.buildpack.cnb_lifecycle import (
+    MIRRORED,
+    Lifecycle,
+    cnb_buildpack,
+    group_python,
+    tools_dir,
+)
+from tests.buildpack.conftest import FIXTURES, RuntimeServer
 from tests.support import (
     REPO_ROOT,
     RecordingServer,
@@ -121,22 +127,10 @@ def test_built_image_serves_on_port_and_mirrors_from_the_layers_alone(
             assert on_path is None, f"python3 on the launch PATH: {on_path}"
 
         log = tmp_path / "web.log"
-        answers = web_round_trip(
-            lifecycle.web_argv(env),
-            env=env,
-            cwd=lifecycle.app,
-            port=port,
-            log=log,
-            requests=[("GET", "/hello?from=cnb", b""), ("POST", "/orders", b'{"qty": 3}')],
-            mirrored=lambda: destination.count() >= 2,
-        )
+        answers, mirrored = lifecycle.serve_and_mirror(env, port, destination, log)
 
         assert answers == ANSWERS[fixture], log.read_text()
-        mirrored = sorted(destination.snapshot(), key=lambda r: r.target)
-        assert [(r.method, r.target, r.body) for r in mirrored] == [
-            (b"GET", b"/hello?from=cnb", b""),
-            (b"POST", b"/orders", b'{"qty": 3}'),
-        ]
+        assert mirrored == MIRRORED
 
     # The wrapper ran on the layer's runtime, or on the group's Python for a Python app.
     text = log.read_text()
