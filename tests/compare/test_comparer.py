@@ -58,7 +58,7 @@ def test_one_line_per_output_and_route_per_interval():
     compare_lines = records(out)
     assert [(r["destination"], r["role"], r["route"]) for r in compare_lines] == [
         ("https://baseline.example.com", "baseline", "GET /users/:id"),
-        ("https://user:***@candidate.example.com", "candidate", "GET /users/:id"),
+        ("https://bob:***@candidate.example.com", "candidate", "GET /users/:id"),
     ]
     baseline, candidate = compare_lines
     assert baseline["compared"] == "10" and baseline["body_mismatch"] == "0"
