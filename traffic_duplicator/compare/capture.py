@@ -254,8 +254,11 @@ def encode_response(
     response: CapturedResponse,
     latency_ns: int,
     timestamp_ns: int | None = None,
+    kind: bytes = gorproto.RESPONSE,
 ) -> bytes:
-    """A GoReplay type `2` message for `response` (see the module docstring)."""
+    """A GoReplay type `2` message for `response` (see the module docstring); with
+    `kind=gorproto.REPLAYED_RESPONSE`, the type `3` a replayer records for a destination's
+    response (gor's `--output-http-track-response`)."""
     head = response.head
     if response.truncated:
         marker = f"{BODY_MARKER}: length={response.body_length}; sha256={response.digest}\r\n"
@@ -264,7 +267,7 @@ def encode_response(
     if response.chunked:
         last = b"0\r\n\r\n"
         body = b"%x\r\n%s\r\n%s" % (len(body), body, last) if body else last
-    return gorproto.encode(head + body, gorproto.RESPONSE, message_id, timestamp_ns, latency_ns)
+    return gorproto.encode(head + body, kind, message_id, timestamp_ns, latency_ns)
 
 
 def decode_response(
