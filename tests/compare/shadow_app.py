@@ -13,88 +13,120 @@
 /login` echoes the password it was sent (the same everywhere) and hands out a session token
 and cookie of its environment: secrets the comparison must never print.
 
-Standard library only; HTTP/1.1 keep-alive with Content-Length on every answer.
+One asyncio process (h11 frames the requests): many concurrent connections cost no thread
+switches, so latency measures the routes, not the test machine. HTTP/1.1 keep-alive,
+Content-Length on every answer.
 """
 
 from __future__ import annotations
 
+import asyncio
+import email.utils
 import json
 import sys
-import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import h11
 
 SLOW_MS = 20  # GET /slow everywhere; the candidate adds REGRESSION_MS
 REGRESSION_MS = 50
 SESSION_SECRET = "sess-9Qx7Lm2Vt8"  # per environment, suffixed with the environment's name
 
+Answer = tuple[int, bytes, str, "str | None"]  # status, body, content type, Set-Cookie
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    role = "production"
-    _request_id = ""
 
-    def log_message(self, format: str, *args: object) -> None:
-        return None  # quiet: the tests read the wrapper's own lines
+class App:
+    """The routes (module docstring) for one role."""
 
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
+    def __init__(self, role: str) -> None:
+        self.role = role
+
+    async def answer(self, method: str, path: str, body: bytes, request_id: str) -> Answer:
         parts = path.strip("/").split("/")
+        if method == "POST" and path == "/login":
+            sent = json.loads(body or b"{}")
+            token = f"{SESSION_SECRET}-{self.role}"
+            document = {"ok": True, "password": sent.get("password"), "token": token}
+            return self._json(self._noisy(document, request_id), f"session={token}; HttpOnly")
         if path == "/health":
-            self._send(200, b"ok", "text/plain")
-        elif len(parts) == 2 and parts[0] == "products":
-            self._json({"id": int(parts[1]), "title": f"Product {parts[1]}", "price": 12.5})
-        elif len(parts) == 2 and parts[0] == "users":
-            renamed = self.role == "candidate"
-            name = f"User {parts[1]}" if renamed else f"user{parts[1]}"
-            self._json(self._noisy({"id": int(parts[1]), "name": name}))
-        elif len(parts) == 2 and parts[0] == "orders":
+            return 200, b"ok", "text/plain", None
+        if len(parts) == 2 and parts[0] == "products":
+            return self._json({"id": int(parts[1]), "title": f"Product {parts[1]}", "price": 12.5})
+        if len(parts) == 2 and parts[0] == "users":
+            name = f"User {parts[1]}" if self.role == "candidate" else f"user{parts[1]}"
+            return self._json(self._noisy({"id": int(parts[1]), "name": name}, request_id))
+        if len(parts) == 2 and parts[0] == "orders":
             if self.role == "candidate":
-                self._send(500, b"<h1>Internal Server Error</h1>", "text/html")
-            else:
-                self._json(self._noisy({"id": int(parts[1]), "total": 42, "state": "paid"}))
-        elif path == "/slow":
+                return 500, b"<h1>Internal Server Error</h1>", "text/html", None
+            order = {"id": int(parts[1]), "total": 42, "state": "paid"}
+            return self._json(self._noisy(order, request_id))
+        if path == "/slow":
             delay = SLOW_MS + (REGRESSION_MS if self.role == "candidate" else 0)
-            time.sleep(delay / 1000)
-            self._json(self._noisy({"report": "done"}))
-        else:
-            self._send(404, b"not found", "text/plain")
+            await asyncio.sleep(delay / 1000)
+            return self._json(self._noisy({"report": "done"}, request_id))
+        return 404, b"not found", "text/plain", None
 
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        sent = json.loads(self.rfile.read(length) or b"{}")
-        token = f"{SESSION_SECRET}-{self.role}"
-        document = self._noisy({"ok": True, "password": sent.get("password"), "token": token})
-        self._json(document, cookie=f"session={token}; HttpOnly")
+    def _noisy(self, document: dict[str, object], request_id: str) -> dict[str, object]:
+        return {**document, "env": self.role, "request_id": request_id}
 
-    def _noisy(self, document: dict[str, object]) -> dict[str, object]:
-        return {**document, "env": self.role, "request_id": self._request_id}
+    @staticmethod
+    def _json(document: dict[str, object], cookie: str | None = None) -> Answer:
+        return 200, json.dumps(document).encode(), "application/json", cookie
 
-    def _json(self, document: dict[str, object], cookie: str | None = None) -> None:
-        self._send(200, json.dumps(document).encode(), "application/json", cookie)
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One connection: h11 frames the requests, each answered in turn (keep-alive)."""
+        conn = h11.Connection(h11.SERVER)
+        try:
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    conn.receive_data(await reader.read(65536))
+                elif isinstance(event, h11.Request):
+                    body = b""
+                    while not isinstance(part := conn.next_event(), h11.EndOfMessage):
+                        if part is h11.NEED_DATA:
+                            conn.receive_data(await reader.read(65536))
+                        elif isinstance(part, h11.Data):
+                            body += part.data
+                    await self._respond(conn, writer, event, body)
+                    if conn.our_state is not h11.DONE:
+                        break
+                    conn.start_next_cycle()
+                else:
+                    break
+        except (h11.ProtocolError, ConnectionError):
+            pass
+        finally:
+            writer.close()
 
-    def _send(self, status: int, body: bytes, kind: str, cookie: str | None = None) -> None:
-        self.send_response(status)  # adds Server and Date
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-Request-Id", self._request_id)
+    async def _respond(
+        self, conn: h11.Connection, writer: asyncio.StreamWriter, request: h11.Request, body: bytes
+    ) -> None:
+        request_id = str(uuid.uuid4())
+        target = request.target.decode().split("?", 1)[0]
+        status, payload, kind, cookie = await self.answer(
+            request.method.decode(), target, body, request_id
+        )
+        headers = [
+            ("Server", f"shadow-app ({self.role})"),
+            ("Date", email.utils.formatdate(usegmt=True)),
+            ("Content-Type", kind),
+            ("Content-Length", str(len(payload))),
+            ("X-Request-Id", request_id),
+        ]
         if cookie is not None:
-            self.send_header("Set-Cookie", cookie)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def handle_one_request(self) -> None:
-        self._request_id = str(uuid.uuid4())  # a new one for each request on the connection
-        super().handle_one_request()
+            headers.append(("Set-Cookie", cookie))
+        data = conn.send(h11.Response(status_code=status, headers=headers))
+        data += conn.send(h11.Data(data=payload)) + conn.send(h11.EndOfMessage())
+        writer.write(data)  # one write: no Nagle delay between head and body
+        await writer.drain()
 
 
-def main() -> None:
-    port, role = int(sys.argv[1]), sys.argv[2]
-    Handler.role = role
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
-    server.serve_forever()
+async def main(port: int, role: str) -> None:
+    server = await asyncio.start_server(App(role).serve, "127.0.0.1", port)
+    async with server:
+        await server.serve_forever()
 
 
 if __name__ == "__main__":
-    main()
+    asyncio.run(main(int(sys.argv[1]), sys.argv[2]))
