@@ -22,7 +22,12 @@ from collections import deque
 from enum import Enum
 
 from traffic_duplicator import gorproto
-from traffic_duplicator.compare.model import DEFAULT_BODY_LIMIT, CapturedResponse, parse_head
+from traffic_duplicator.compare.model import (
+    DEFAULT_BODY_LIMIT,
+    CapturedResponse,
+    Headers,
+    parse_head,
+)
 
 MAX_RESPONSE_HEAD = 64 * 1024
 MAX_CHUNK_LINE = 4 * 1024
@@ -67,8 +72,12 @@ class BodySink:
         self._hash = hashlib.sha256(self._kept)
         self._hash.update(data[room:])
 
-    def record(self, status: int, head: bytes, chunked: bool) -> CapturedResponse:
-        _, headers = parse_head(head)
+    def record(
+        self, status: int, head: bytes, chunked: bool, headers: Headers | None = None
+    ) -> CapturedResponse:
+        """The response whose body this was; `headers` when the caller parsed `head`."""
+        if headers is None:
+            _, headers = parse_head(head)
         digest = self._hash.hexdigest() if self._hash is not None else ""
         return CapturedResponse(
             status, headers, bytes(self._kept), self.length, head, digest, chunked
@@ -144,6 +153,7 @@ class ResponseRecorder:
         self._buffer = b""
         self._head = b""
         self._status = 0
+        self._headers: Headers = ()
         self._remaining = 0
         self._chunks: Dechunker | None = None
         self._sink = BodySink(body_limit)
@@ -211,7 +221,7 @@ class ResponseRecorder:
         return pos + consumed
 
     def _begin(self, head: bytes, done: list[CapturedResponse]) -> None:
-        status, _ = parse_head(head)
+        status, self._headers = parse_head(head)  # parsed once per response
         if 100 <= status < 200:
             if status == 101:
                 self._stop()
@@ -236,7 +246,9 @@ class ResponseRecorder:
                 self._mode = _Mode.LENGTH
 
     def _finish(self) -> CapturedResponse:
-        record = self._sink.record(self._status, self._head, self._chunks is not None)
+        record = self._sink.record(
+            self._status, self._head, self._chunks is not None, self._headers
+        )
         self._mode = _Mode.HEAD
         self._chunks = None
         self._head = b""
@@ -301,7 +313,7 @@ def decode_response(
             pass  # a cut chunk: keep what came before it
     else:
         sink.add(rest)
-    record = sink.record(status, head, chunked)
+    record = sink.record(status, head, chunked, headers)
     latency = message.latency / 1e9 if message.latency is not None else None
     return CapturedResponse(
         status,
