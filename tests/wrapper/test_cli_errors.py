@@ -117,16 +117,21 @@ def test_gor_setting_that_names_no_file(app_dir: Path) -> None:
     assert_one_line(result, 2, "TRAFFIC_DUPLICATOR_GOR=", "is not an executable file")
 
 
-def test_em_proxy_with_a_new_gor_is_refused(app_dir: Path) -> None:
-    result = run_wrapper(
+def with_new_gor_asked_for(app_dir: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+    """The wrapper with TRAFFIC_DUPLICATOR_REPLAYER=gor, a modern (fake) gor, and `settings`."""
+    return run_wrapper(
         app_dir,
         example_app(),
         fixtures_on_path=True,
-        TRAFFIC_DUPLICATOR_PROXY="em-proxy",
         TRAFFIC_DUPLICATOR_REPLAYER="gor",
         TRAFFIC_DUPLICATOR_GOR=str(FIXTURE_BIN / "gor"),
         FAKE_GOR_VERSION="new",
+        extra=settings,
     )
+
+
+def test_em_proxy_with_a_new_gor_is_refused(app_dir: Path) -> None:
+    result = with_new_gor_asked_for(app_dir, TRAFFIC_DUPLICATOR_PROXY="em-proxy")
     assert_one_line(result, 2, "em-proxy can only feed a replayer with --input-http")
 
 
@@ -210,15 +215,7 @@ def test_console_script_and_module_are_the_same_command(app_dir: Path) -> None:
 
 
 def test_comparison_with_gor_asked_for_is_refused_with_the_reason(app_dir: Path) -> None:
-    result = run_wrapper(
-        app_dir,
-        example_app(),
-        fixtures_on_path=True,
-        TRAFFIC_DUPLICATOR_COMPARE="on",
-        TRAFFIC_DUPLICATOR_REPLAYER="gor",
-        TRAFFIC_DUPLICATOR_GOR=str(FIXTURE_BIN / "gor"),
-        FAKE_GOR_VERSION="new",
-    )
+    result = with_new_gor_asked_for(app_dir, TRAFFIC_DUPLICATOR_COMPARE="on")
     assert_one_line(
         result,
         2,

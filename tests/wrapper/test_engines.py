@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import stat
 import sys
@@ -13,6 +14,7 @@ from traffic_duplicator.wrapper.discovery import AppDir, Site, discover_engines,
 from traffic_duplicator.wrapper.engines import (
     EngineError,
     EngineFacts,
+    EnginePlan,
     EngineTuning,
     GorBinary,
     ProxyKind,
@@ -225,21 +227,40 @@ LOCKS: dict[str, dict[str, object]] = {
     "lock-no-bundle": {"lockfile_lists_em_proxy": "Gemfile.lock"},
     "em-proxy-on-path": {"em_proxy_on_path": True},
 }
+# replayer, proxy, gor, lock, options that need a real gor
+Combination = tuple[str, str, str, str, tuple[str, ...]]
+COMBINATIONS: list[Combination] = list(
+    itertools.product(
+        [m.value for m in ReplayerMode],
+        [m.value for m in ProxyMode],
+        sorted(GORS),
+        sorted(LOCKS),
+        [(), ("--middleware",)],
+    )
+)
+EVERY_COMBINATION = pytest.mark.parametrize(
+    "combo",
+    COMBINATIONS,
+    ids=["-".join(c[:4]) + ("-needs-gor" if c[4] else "") for c in COMBINATIONS],
+)
 
 
-@pytest.mark.parametrize("needs_gor", [(), ("--middleware",)])
-@pytest.mark.parametrize("lock", sorted(LOCKS))
-@pytest.mark.parametrize("gor", sorted(GORS))
-@pytest.mark.parametrize("proxy", [m.value for m in ProxyMode])
-@pytest.mark.parametrize("replayer", [m.value for m in ReplayerMode])
-def test_every_combination_decides_by_the_pairing_rules(
-    replayer: str, proxy: str, gor: str, lock: str, needs_gor: tuple[str, ...]
-) -> None:
+def decide(combo: Combination, *, compare: bool) -> EnginePlan | EngineError:
+    """The plan for one combination, or the error that refuses it."""
+    replayer, proxy, gor, lock, needs_gor = combo
     found = facts(gor=GORS[gor], real_gor_flags=needs_gor, **LOCKS[lock])
     try:
-        plan = choose_engines(settings(replayer, proxy), found)
+        return choose_engines(settings(replayer, proxy, compare), found)
     except EngineError as exc:
         assert str(exc) and "\n" not in str(exc)
+        return exc
+
+
+@EVERY_COMBINATION
+def test_every_combination_decides_by_the_pairing_rules(combo: Combination) -> None:
+    replayer, proxy, gor, _, _ = combo
+    plan = decide(combo, compare=False)
+    if isinstance(plan, EngineError):
         return
     assert not plan.compare
     # em-proxy only ever feeds a replayer that reads raw HTTP.
@@ -337,22 +358,17 @@ def test_the_build_sees_the_slug_but_names_paths_as_the_dyno_does(tmp_path: Path
 COMPARE_ON = "TRAFFIC_DUPLICATOR_COMPARE=on needs the built-in proxy and replayer"
 
 
-@pytest.mark.parametrize("needs_gor", [(), ("--middleware",)])
-@pytest.mark.parametrize("lock", sorted(LOCKS))
-@pytest.mark.parametrize("gor", sorted(GORS))
-@pytest.mark.parametrize("proxy", [m.value for m in ProxyMode])
-@pytest.mark.parametrize("replayer", [m.value for m in ReplayerMode])
+@EVERY_COMBINATION
 def test_with_comparison_every_combination_runs_both_builtin_engines_or_says_why_not(
-    replayer: str, proxy: str, gor: str, lock: str, needs_gor: tuple[str, ...]
+    combo: Combination,
 ) -> None:
-    found = facts(gor=GORS[gor], real_gor_flags=needs_gor, **LOCKS[lock])
-    try:
-        plan = choose_engines(settings(replayer, proxy, compare=True), found)
-    except EngineError as exc:
+    outcome = decide(combo, compare=True)
+    if isinstance(outcome, EngineError):
         # Refused only for what comparison cannot run with: a named engine, gor's options.
-        assert str(exc).startswith(COMPARE_ON) and "\n" not in str(exc)
-        assert replayer == "gor" or proxy == "em-proxy" or needs_gor
+        assert str(outcome).startswith(COMPARE_ON)
+        assert combo[0] == "gor" or combo[1] == "em-proxy" or combo[4]
         return
+    plan = outcome
     assert (plan.replayer, plan.proxy, plan.compare) == (
         ReplayerKind.BUILTIN, ProxyKind.BUILTIN, True,
     )  # fmt: skip
