@@ -3,8 +3,9 @@
 `ResponseRecorder` reads one connection's response bytes (what the app sends the client, or
 what a destination sends the replayer) and returns a `CapturedResponse` per complete
 response, in order. It stores at most the head and `body_limit` body bytes of the response
-in progress; past the limit it only hashes. Framing follows RFC 9112 section 6.3: no body
-for a HEAD request, 1xx, 204 and 304; chunked wins over Content-Length; otherwise the body
+in progress; past the limit it only hashes. Where a response ends is the proxy's tracker's
+and the replayer's rule, `http1.response.response_end` (RFC 9112 section 6.3): no body for
+a HEAD request, 1xx, 204 and 304; chunked wins over Content-Length; otherwise the body
 runs until the connection closes. A `101` ends recording: the connection is a tunnel.
 
 `encode_response` frames a record as GoReplay's `--input-raw-track-response` does: header
@@ -22,11 +23,14 @@ from collections import deque
 from enum import Enum
 
 from traffic_duplicator import gorproto
-from traffic_duplicator.compare.model import (
-    DEFAULT_BODY_LIMIT,
-    CapturedResponse,
-    Headers,
-    parse_head,
+from traffic_duplicator.compare.model import DEFAULT_BODY_LIMIT, CapturedResponse, parse_head
+from traffic_duplicator.http1.response import (
+    CHUNKED,
+    INTERIM,
+    LENGTH,
+    TUNNEL,
+    UNTIL_CLOSE,
+    response_end,
 )
 
 MAX_RESPONSE_HEAD = 64 * 1024
@@ -73,11 +77,10 @@ class BodySink:
         self._hash.update(data[room:])
 
     def record(
-        self, status: int, head: bytes, chunked: bool, headers: Headers | None = None
+        self, status: int, head: bytes, chunked: bool, parse: bool = True
     ) -> CapturedResponse:
-        """The response whose body this was; `headers` when the caller parsed `head`."""
-        if headers is None:
-            _, headers = parse_head(head)
+        """The response; `parse=False` leaves its `headers` empty (only `head` is kept)."""
+        headers = parse_head(head)[1] if parse else ()
         digest = self._hash.hexdigest() if self._hash is not None else ""
         return CapturedResponse(
             status, headers, bytes(self._kept), self.length, head, digest, chunked
@@ -144,16 +147,18 @@ class ResponseRecorder:
 
     Call `expect(head_request)` for each request sent on the connection, in order, so that
     a response to HEAD is known to have no body. Bytes that cannot be read as HTTP/1.x
-    stop the recorder (`stopped`); the caller's relay is unaffected.
+    stop the recorder (`stopped`); the caller's relay is unaffected. With `headers=False`
+    the records keep the raw `head` and leave `headers` empty: enough to forward them, as
+    the tee proxy does, for a fraction of the cost.
     """
 
-    def __init__(self, body_limit: int = DEFAULT_BODY_LIMIT) -> None:
+    def __init__(self, body_limit: int = DEFAULT_BODY_LIMIT, headers: bool = True) -> None:
         self._body_limit = body_limit
+        self._headers = headers
         self._mode = _Mode.HEAD
         self._buffer = b""
         self._head = b""
         self._status = 0
-        self._headers: Headers = ()
         self._remaining = 0
         self._chunks: Dechunker | None = None
         self._sink = BodySink(body_limit)
@@ -221,29 +226,30 @@ class ResponseRecorder:
         return pos + consumed
 
     def _begin(self, head: bytes, done: list[CapturedResponse]) -> None:
-        status, self._headers = parse_head(head)  # parsed once per response
-        if 100 <= status < 200:
-            if status == 101:
-                self._stop()
+        expected = self._expected
+        head_request = expected[0] if expected else False
+        # The tracker's and the replayer's rule (RFC 9112 section 6.3); FramingError is
+        # a ValueError: the recorder stops.
+        status, follows, length = response_end(head, b"HEAD" if head_request else b"GET")
+        if follows == INTERIM:
             return  # 100 Continue, 103 Early Hints: the final response follows
-        head_request = self._expected.popleft() if self._expected else False
+        if follows == TUNNEL:
+            self._stop()  # 101 Switching Protocols
+            return
+        if expected:
+            expected.popleft()
         self._head, self._status = head, status
         self._sink = BodySink(self._body_limit)
-        lower = head.lower()
-        if head_request or status in (204, 304):
-            done.append(self._finish())
-        elif re.search(rb"\r\ntransfer-encoding:[^\r]*chunked[ \t]*\r\n", lower):
+        if follows == LENGTH:
+            self._remaining = length
+            self._mode = _Mode.LENGTH
+        elif follows == CHUNKED:
             self._chunks = Dechunker()
             self._mode = _Mode.CHUNKED
-        else:
-            match = re.search(rb"\r\ncontent-length:[ \t]*(\d{1,18})[ \t]*\r\n", lower)
-            if match is None:
-                self._mode = _Mode.UNTIL_CLOSE
-            elif int(match.group(1)) == 0:
-                done.append(self._finish())
-            else:
-                self._remaining = int(match.group(1))
-                self._mode = _Mode.LENGTH
+        elif follows == UNTIL_CLOSE:
+            self._mode = _Mode.UNTIL_CLOSE
+        else:  # NO_BODY
+            done.append(self._finish())
 
     def _finish(self) -> CapturedResponse:
         record = self._sink.record(
@@ -313,7 +319,7 @@ def decode_response(
             pass  # a cut chunk: keep what came before it
     else:
         sink.add(rest)
-    record = sink.record(status, head, chunked, headers)
+    record = sink.record(status, head, chunked, parse=False)  # `kept` are its headers
     latency = message.latency / 1e9 if message.latency is not None else None
     return CapturedResponse(
         status,

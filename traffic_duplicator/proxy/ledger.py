@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 from traffic_duplicator.compare.capture import MAX_EXPECTED, ResponseRecorder
@@ -42,6 +42,7 @@ C = TypeVar("C")  # one copy of a request: the caller's (target, id, connection)
 
 # As deep as the recorder remembers HEAD requests, so that the two never disagree.
 MAX_PENDING = MAX_EXPECTED
+_NONE: tuple[()] = ()  # no copies abandoned: the usual answer, without a new list
 
 
 # Production's complete response to a request that was copied: (the request's copies,
@@ -71,7 +72,7 @@ class Ledger(Generic[C]):
         clock: Callable[[], int] = time.monotonic_ns,
         limit: int = MAX_PENDING,
     ) -> None:
-        self.recorder: ResponseRecorder | None = ResponseRecorder(body_limit)
+        self.recorder: ResponseRecorder | None = ResponseRecorder(body_limit, headers=False)
         self._clock = clock
         self._limit = limit
         self._entries: deque[_Entry[C]] = deque()  # requests not answered yet, in order
@@ -91,13 +92,13 @@ class Ledger(Generic[C]):
         """The next request to start is a HEAD: its response has no body."""
         self._head = True
 
-    def begin(self) -> list[C]:
+    def begin(self) -> Sequence[C]:
         """A request started and its end is in a later read; returns copies abandoned."""
         abandoned = self._new()
         self._open, self._last = self._last, None
         return abandoned
 
-    def end(self) -> list[C]:
+    def end(self) -> Sequence[C]:
         """A request ended (one that `begin` started, or a whole one); returns copies
         abandoned."""
         entry = self._open
@@ -105,7 +106,7 @@ class Ledger(Generic[C]):
             self._open = None
             entry.ended = self._clock()
             self._last = entry
-            return []
+            return _NONE
         return self._new(self._clock())
 
     def copied(self, copies: list[C]) -> bool:
@@ -128,12 +129,12 @@ class Ledger(Generic[C]):
         if not self._entries:
             self.recorder = None
 
-    def _new(self, ended: int = 0) -> list[C]:
+    def _new(self, ended: int = 0) -> Sequence[C]:
         """Track the next request (made `_last`); returns copies abandoned on overflow."""
         self._last = None
         recorder = self.recorder
         if self._stopped or recorder is None:
-            return []
+            return _NONE
         if len(self._entries) >= self._limit:
             return self._give_up()
         entry: _Entry[C] = _Entry(ended)
@@ -141,7 +142,7 @@ class Ledger(Generic[C]):
         self._head = False
         self._entries.append(entry)
         self._last = entry
-        return []
+        return _NONE
 
     def _give_up(self) -> list[C]:
         abandoned = [copy for entry in self._entries for copy in entry.copies]

@@ -23,7 +23,7 @@ gor:// targets are plain `MirrorTarget`s.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from traffic_duplicator.compare.capture import encode_response
@@ -44,6 +44,9 @@ from traffic_duplicator.proxy.tap import Action, Tap, TapState
 # A type 2 message's header line and marker header, on top of the response's head and
 # kept body (an upper bound, for the buffer check made before encoding).
 MESSAGE_OVERHEAD = 256
+
+# The tap's action kinds, looked up once (they are compared on every action).
+_COUNT, _MIRROR, _BEGIN, _FINISH = tap.COUNT, tap.MIRROR, tap.BEGIN, tap.FINISH
 
 # One copy of a request: the target, its type 1 message id, the connection it went on.
 Copy = tuple["TrackedTarget", bytes, MirrorConnection]
@@ -105,7 +108,7 @@ class TrackedTarget(MirrorTarget):
         self.compare.sent += 1
 
 
-def count_dropped(copies: list[Copy]) -> None:
+def count_dropped(copies: Sequence[Copy]) -> None:
     for target, _, _ in copies:
         target.compare.dropped += 1
 
@@ -159,15 +162,17 @@ class ComparingTap(Tap):
         ledger = self._ledger
         for action in actions:
             kind = action[0]
-            if kind == tap.COUNT:
+            if kind == _COUNT:
                 self._counters.requests += 1
-                count_dropped(ledger.end())
-            elif kind == tap.MIRROR:
+                abandoned = ledger.end()
+                if abandoned:
+                    count_dropped(abandoned)
+            elif kind == _MIRROR:
                 self._mirror(action[1], action[2])
-            elif kind == tap.BEGIN:
+            elif kind == _BEGIN:
                 count_dropped(ledger.begin())
                 self._begin_copies(action[1], action[2])
-            elif kind == tap.FINISH:
+            elif kind == _FINISH:
                 self._finish_copies()
             else:
                 self._other(action)
