@@ -47,9 +47,13 @@ class EventLog:
         self._stream = stream
 
     def event(self, **fields: LogValue) -> None:
+        self.line(logfmt(**fields))
+
+    def line(self, text: str) -> None:
+        """Write a line already in logfmt (built with `logfmt`, so already masked)."""
         stream = self._stream if self._stream is not None else sys.stderr
         try:
-            stream.write(f"{self._prefix}{logfmt(**fields)}\n")
+            stream.write(f"{self._prefix}{text}\n")
             stream.flush()
         except (OSError, ValueError):
             # A closed or broken log pipe must never take an engine down.

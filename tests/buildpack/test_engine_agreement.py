@@ -11,7 +11,8 @@ The axes: em-proxy in Gemfile.lock or not (with the Ruby buildpack after this on
 on the dyno by a bin/bundle and a .profile.d script, or said to be absent); BUNDLE_GEMFILE;
 no gor, a legacy gor (0.14, lists --input-http), a modern gor, a gor that does not run; every
 TRAFFIC_DUPLICATOR_PROXY / _REPLAYER value, TRAFFIC_DUPLICATOR_GOR naming a gor or nothing,
-and options that need a real gor. Each value of each axis appears, with the interactions the
+options that need a real gor, and TRAFFIC_DUPLICATOR_COMPARE (both built-in engines, or a
+refusal). Each value of each axis appears, with the interactions the
 decision has rules for; the whole cross product of the pure function is in
 tests/wrapper/test_engines.py.
 """
@@ -61,6 +62,7 @@ class Case:
 
 
 R, P, G = "TRAFFIC_DUPLICATOR_REPLAYER", "TRAFFIC_DUPLICATOR_PROXY", "TRAFFIC_DUPLICATOR_GOR"
+C = "TRAFFIC_DUPLICATOR_COMPARE"
 ALT = "gemfiles/alt.gemfile"
 
 CASES = [
@@ -137,6 +139,9 @@ CASES = [
         config={R: "builtin"},
         expect="refused",
     ),
+    # Comparison: an auto side gives way to the built-in engines; a named gor is refused.
+    Case("lock-compare-modern", lock=True, gor="modern", config={C: "on"}),
+    Case("compare-replayer-gor", gor="modern", config={C: "on", R: "gor"}, expect="refused"),
 ]
 
 

@@ -112,6 +112,7 @@ class FakeTransport:
         self.number = number
         self.actions = actions
         self.buffered = 0
+        self.sent = bytearray()  # every byte written, for tests that read the framing
 
     def _act(self, what: str) -> None:
         self.actions.append(f"{what} {self.number}")
@@ -120,6 +121,7 @@ class FakeTransport:
         pass
 
     def write(self, data: bytes) -> None:
+        self.sent += data
         paths = [m.decode() for m in _REQUEST_LINE.findall(data)]
         self._act("write")
         self.actions[-1] += " " + (" ".join(paths) if paths else f"{len(data)}B")
@@ -152,14 +154,20 @@ class _Attempt:
 class Transcript:
     """One target (raw HTTP unless `gor`) with a fake loop; connections numbered from 1."""
 
-    def __init__(self, gor: bool = False, buffer_bytes: int = 64 * 1024, connections: int = 2):
+    def __init__(
+        self,
+        gor: bool = False,
+        buffer_bytes: int = 64 * 1024,
+        connections: int = 2,
+        target_class: type[MirrorTarget] = MirrorTarget,
+    ):
         self.actions: list[str] = []
         self.loop = FakeLoop()
         self.conns: list[MirrorConnection] = []  # in the order they were dialed
         self.dialed_at: list[float] = []
         log = EventLog(None, _Actions(self.actions))
         kind = TargetKind.GOR if gor else TargetKind.HTTP
-        self.target = MirrorTarget(
+        self.target = target_class(
             TargetSpec(Address("127.0.0.1", 9), kind),
             MirrorConfig(buffer_bytes=buffer_bytes, connections=connections),
             host="127.0.0.1",

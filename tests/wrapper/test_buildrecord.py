@@ -43,6 +43,7 @@ RECORD = BuildRecord(
         "TRAFFIC_DUPLICATOR_PROXY": "",
         "TRAFFIC_DUPLICATOR_GOR": "",
         "BUNDLE_GEMFILE": "",
+        "TRAFFIC_DUPLICATOR_COMPARE": "",
     },
 )
 
@@ -228,4 +229,26 @@ def test_explain_fails_with_the_dyno_s_line(
         "\n !     Error: the dyno would refuse to start: TRAFFIC_DUPLICATOR_PROXY=em-proxy but "
         "em-proxy is neither in Gemfile.lock nor on PATH; add gem 'em-proxy' to the Gemfile or "
         "set TRAFFIC_DUPLICATOR_PROXY=builtin\n\n"
+    )
+
+
+def test_explain_checks_the_comparison_baseline_against_the_slug_s_outputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app, env_dir = tmp_path / "app", tmp_path / "env"
+    (app / "config").mkdir(parents=True)
+    (app / "config" / "gor.options").write_text("--output-http http://staging\n")
+    env_dir.mkdir()
+    (env_dir / "TRAFFIC_DUPLICATOR_COMPARE").write_text("on")
+    (env_dir / "TRAFFIC_DUPLICATOR_COMPARE_BASELINE").write_text("http://staging")
+
+    assert explain_main(["--explain", str(app), str(env_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "at=engine process=hop framing=gor compare=on " in out
+
+    (env_dir / "TRAFFIC_DUPLICATOR_COMPARE_BASELINE").write_text("2")
+    assert explain_main(["--explain", str(app), str(env_dir)]) == 2
+    assert capsys.readouterr().err == (
+        "\n !     Error: the dyno would refuse to start: TRAFFIC_DUPLICATOR_COMPARE_BASELINE=2 "
+        "is not the position of an --output-http; the outputs are 1 (http://staging)\n\n"
     )

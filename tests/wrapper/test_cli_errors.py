@@ -117,16 +117,21 @@ def test_gor_setting_that_names_no_file(app_dir: Path) -> None:
     assert_one_line(result, 2, "TRAFFIC_DUPLICATOR_GOR=", "is not an executable file")
 
 
-def test_em_proxy_with_a_new_gor_is_refused(app_dir: Path) -> None:
-    result = run_wrapper(
+def with_new_gor_asked_for(app_dir: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+    """The wrapper with TRAFFIC_DUPLICATOR_REPLAYER=gor, a modern (fake) gor, and `settings`."""
+    return run_wrapper(
         app_dir,
         example_app(),
         fixtures_on_path=True,
-        TRAFFIC_DUPLICATOR_PROXY="em-proxy",
         TRAFFIC_DUPLICATOR_REPLAYER="gor",
         TRAFFIC_DUPLICATOR_GOR=str(FIXTURE_BIN / "gor"),
         FAKE_GOR_VERSION="new",
+        extra=settings,
     )
+
+
+def test_em_proxy_with_a_new_gor_is_refused(app_dir: Path) -> None:
+    result = with_new_gor_asked_for(app_dir, TRAFFIC_DUPLICATOR_PROXY="em-proxy")
     assert_one_line(result, 2, "em-proxy can only feed a replayer with --input-http")
 
 
@@ -207,3 +212,30 @@ def test_console_script_and_module_are_the_same_command(app_dir: Path) -> None:
     via_module = run_wrapper(app_dir, ["--version"])
     assert via_script.returncode == via_module.returncode == 0
     assert via_script.stdout == via_module.stdout
+
+
+def test_comparison_with_gor_asked_for_is_refused_with_the_reason(app_dir: Path) -> None:
+    result = with_new_gor_asked_for(app_dir, TRAFFIC_DUPLICATOR_COMPARE="on")
+    assert_one_line(
+        result,
+        2,
+        "TRAFFIC_DUPLICATOR_COMPARE=on needs the built-in proxy and replayer, "
+        "but TRAFFIC_DUPLICATOR_REPLAYER=gor",
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "fragment"),
+    [
+        ("TRAFFIC_DUPLICATOR_COMPARE_BASELINE", "3", "is not the position of an --output-http"),
+        ("TRAFFIC_DUPLICATOR_COMPARE_BASELINE", "http://elsewhere", "names no --output-http"),
+        ("TRAFFIC_DUPLICATOR_COMPARE_INTERVAL", "0", "not a number of seconds from 1"),
+    ],
+)
+def test_a_bad_comparison_setting_stops_the_boot_with_one_line(
+    app_dir: Path, variable: str, value: str, fragment: str
+) -> None:
+    result = run_wrapper(
+        app_dir, example_app(), extra={"TRAFFIC_DUPLICATOR_COMPARE": "on", variable: value}
+    )
+    assert_one_line(result, 2, variable, fragment)

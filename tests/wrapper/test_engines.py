@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import stat
 import sys
@@ -13,6 +14,8 @@ from traffic_duplicator.wrapper.discovery import AppDir, Site, discover_engines,
 from traffic_duplicator.wrapper.engines import (
     EngineError,
     EngineFacts,
+    EnginePlan,
+    EngineTuning,
     GorBinary,
     ProxyKind,
     ReplayerKind,
@@ -32,10 +35,11 @@ NEW_GOR = GorBinary(
 BROKEN_GOR = GorBinary("/app/bin/gor", "the app's bin/gor", problem="Exec format error")
 PORTS = PortPlan(5000, 5001, 5002)
 OPTIONS = ("--output-http", "http://staging.example.com")
+TUNING = EngineTuning(drain_timeout=15, flush_timeout=15)
 
 
-def settings(replayer: str = "auto", proxy: str = "auto") -> EngineSettings:
-    return EngineSettings(replayer=ReplayerMode(replayer), proxy=ProxyMode(proxy))
+def settings(replayer: str = "auto", proxy: str = "auto", compare: bool = False) -> EngineSettings:
+    return EngineSettings(replayer=ReplayerMode(replayer), proxy=ProxyMode(proxy), compare=compare)
 
 
 def facts(**kw: object) -> EngineFacts:
@@ -51,7 +55,7 @@ def test_nothing_installed_runs_both_builtin_engines_over_gor_framing() -> None:
     assert (plan.replayer, plan.proxy) == (ReplayerKind.BUILTIN, ProxyKind.BUILTIN)
     assert "no gor binary found" in plan.replayer_reason
     assert "Gemfile.lock" in plan.proxy_reason
-    cmds = engine_commands(plan, PORTS, OPTIONS, "/py", drain_timeout=15, flush_timeout=15)
+    cmds = engine_commands(plan, PORTS, OPTIONS, "/py", TUNING)
     assert cmds.replayer == (
         "/py", "-m", "traffic_duplicator.replay", "--input-tcp", "127.0.0.1:5002",
         "--flush-timeout", "15s", *OPTIONS,
@@ -66,7 +70,7 @@ def test_bundled_em_proxy_is_run_as_designed_and_feeds_http_to_the_builtin_repla
     plan = choose_engines(settings(), facts(**BUNDLED))
     assert plan.proxy is ProxyKind.BUNDLED_EM_PROXY
     assert plan.proxy_reason == "Gemfile.lock lists em-proxy"
-    cmds = engine_commands(plan, PORTS, OPTIONS, "/py", drain_timeout=15, flush_timeout=15)
+    cmds = engine_commands(plan, PORTS, OPTIONS, "/py", TUNING)
     assert cmds.proxy == (
         "bundle", "exec", "em-proxy", "-l", "5000", "-r", "127.0.0.1:5001", "-d", "127.0.0.1:5002",
     )  # fmt: skip
@@ -77,20 +81,20 @@ def test_old_gor_runs_exactly_as_designed() -> None:
     plan = choose_engines(settings(), facts(gor=OLD_GOR, **BUNDLED))
     assert plan.replayer is ReplayerKind.GOR_INPUT_HTTP
     assert "lists --input-http" in plan.replayer_reason
-    cmds = engine_commands(plan, PORTS, OPTIONS, "/py", drain_timeout=15, flush_timeout=15)
+    cmds = engine_commands(plan, PORTS, OPTIONS, "/py", TUNING)
     assert cmds.replayer == ("/app/bin/gor", "--input-http", "127.0.0.1:5002", *OPTIONS)
 
 
 def test_old_gor_behind_the_builtin_proxy_gets_raw_http() -> None:
     plan = choose_engines(settings(), facts(gor=OLD_GOR))
-    cmds = engine_commands(plan, PORTS, OPTIONS, "/py", drain_timeout=15, flush_timeout=15)
+    cmds = engine_commands(plan, PORTS, OPTIONS, "/py", TUNING)
     assert cmds.proxy[cmds.proxy.index("-d") + 1] == "127.0.0.1:5002"
 
 
 def test_new_gor_takes_gor_framing_from_the_builtin_proxy() -> None:
     plan = choose_engines(settings(), facts(gor=NEW_GOR))
     assert plan.replayer is ReplayerKind.GOR_INPUT_TCP
-    cmds = engine_commands(plan, PORTS, OPTIONS, "/py", drain_timeout=15, flush_timeout=15)
+    cmds = engine_commands(plan, PORTS, OPTIONS, "/py", TUNING)
     assert cmds.replayer == ("/bp/vendor/gor/gor", "--input-tcp", "127.0.0.1:5002", *OPTIONS)
     assert cmds.proxy[cmds.proxy.index("-d") + 1] == "gor://127.0.0.1:5002"
 
@@ -157,10 +161,7 @@ def test_builtin_settings_ignore_what_is_installed() -> None:
 def test_explicit_em_proxy_falls_back_to_path_then_fails_with_the_fix() -> None:
     plan = choose_engines(settings("auto", "em-proxy"), facts(em_proxy_on_path=True))
     assert plan.proxy is ProxyKind.EM_PROXY
-    assert (
-        engine_commands(plan, PORTS, (), "/py", drain_timeout=1, flush_timeout=1).proxy[0]
-        == "em-proxy"
-    )
+    assert engine_commands(plan, PORTS, (), "/py", EngineTuning(1, 1)).proxy[0] == "em-proxy"
     with pytest.raises(EngineError, match=r"neither in Gemfile.lock nor on PATH.*gem 'em-proxy'"):
         choose_engines(settings("auto", "em-proxy"), facts())
 
@@ -226,22 +227,42 @@ LOCKS: dict[str, dict[str, object]] = {
     "lock-no-bundle": {"lockfile_lists_em_proxy": "Gemfile.lock"},
     "em-proxy-on-path": {"em_proxy_on_path": True},
 }
+# replayer, proxy, gor, lock, options that need a real gor
+Combination = tuple[str, str, str, str, tuple[str, ...]]
+COMBINATIONS: list[Combination] = list(
+    itertools.product(
+        [m.value for m in ReplayerMode],
+        [m.value for m in ProxyMode],
+        sorted(GORS),
+        sorted(LOCKS),
+        [(), ("--middleware",)],
+    )
+)
+EVERY_COMBINATION = pytest.mark.parametrize(
+    "combo",
+    COMBINATIONS,
+    ids=["-".join(c[:4]) + ("-needs-gor" if c[4] else "") for c in COMBINATIONS],
+)
 
 
-@pytest.mark.parametrize("needs_gor", [(), ("--middleware",)])
-@pytest.mark.parametrize("lock", sorted(LOCKS))
-@pytest.mark.parametrize("gor", sorted(GORS))
-@pytest.mark.parametrize("proxy", [m.value for m in ProxyMode])
-@pytest.mark.parametrize("replayer", [m.value for m in ReplayerMode])
-def test_every_combination_decides_by_the_pairing_rules(
-    replayer: str, proxy: str, gor: str, lock: str, needs_gor: tuple[str, ...]
-) -> None:
+def decide(combo: Combination, *, compare: bool) -> EnginePlan | EngineError:
+    """The plan for one combination, or the error that refuses it."""
+    replayer, proxy, gor, lock, needs_gor = combo
     found = facts(gor=GORS[gor], real_gor_flags=needs_gor, **LOCKS[lock])
     try:
-        plan = choose_engines(settings(replayer, proxy), found)
+        return choose_engines(settings(replayer, proxy, compare), found)
     except EngineError as exc:
         assert str(exc) and "\n" not in str(exc)
+        return exc
+
+
+@EVERY_COMBINATION
+def test_every_combination_decides_by_the_pairing_rules(combo: Combination) -> None:
+    replayer, proxy, gor, _, _ = combo
+    plan = decide(combo, compare=False)
+    if isinstance(plan, EngineError):
         return
+    assert not plan.compare
     # em-proxy only ever feeds a replayer that reads raw HTTP.
     if plan.proxy is not ProxyKind.BUILTIN:
         assert plan.replayer is not ReplayerKind.GOR_INPUT_TCP
@@ -332,3 +353,86 @@ def test_the_build_sees_the_slug_but_names_paths_as_the_dyno_does(tmp_path: Path
         help_text="Current Version: 1.3.3\n  -input-tcp value\n",
     )
     assert found.gor_searched == ("/app/tools/gor",)
+
+
+COMPARE_ON = "TRAFFIC_DUPLICATOR_COMPARE=on needs the built-in proxy and replayer"
+
+
+@EVERY_COMBINATION
+def test_with_comparison_every_combination_runs_both_builtin_engines_or_says_why_not(
+    combo: Combination,
+) -> None:
+    outcome = decide(combo, compare=True)
+    if isinstance(outcome, EngineError):
+        # Refused only for what comparison cannot run with: a named engine, gor's options.
+        assert str(outcome).startswith(COMPARE_ON)
+        assert combo[0] == "gor" or combo[1] == "em-proxy" or combo[4]
+        return
+    plan = outcome
+    assert (plan.replayer, plan.proxy, plan.compare) == (
+        ReplayerKind.BUILTIN, ProxyKind.BUILTIN, True,
+    )  # fmt: skip
+    assert plan.gor_framing and plan.gor_path is None
+
+
+def test_comparison_runs_both_builtin_engines_and_gives_the_proxy_its_flag() -> None:
+    plan = choose_engines(settings(compare=True), facts())
+    assert (plan.replayer, plan.proxy, plan.compare) == (
+        ReplayerKind.BUILTIN, ProxyKind.BUILTIN, True,
+    )  # fmt: skip
+    assert plan.replayer_reason == "TRAFFIC_DUPLICATOR_COMPARE=on needs the built-in replayer"
+    assert plan.proxy_reason == "TRAFFIC_DUPLICATOR_COMPARE=on needs the built-in proxy"
+    tuning = EngineTuning(15, 15, compare_body_limit=65536)
+    cmds = engine_commands(plan, PORTS, OPTIONS, "/py", tuning)
+    assert cmds.proxy[-3:] == ("--compare", "--compare-body-limit", "65536")
+    assert cmds.replayer[3:5] == ("--input-tcp", "127.0.0.1:5002")
+    hop = decision_events(plan)[2]
+    assert (hop["framing"], hop["compare"]) == ("gor", "on")
+    assert "type 2 messages" in str(hop["reason"])
+
+
+def test_without_comparison_the_proxy_gets_no_compare_flag() -> None:
+    plan = choose_engines(settings(), facts())
+    assert not plan.compare
+    cmds = engine_commands(plan, PORTS, OPTIONS, "/py", EngineTuning(15, 15, 65536))
+    assert "--compare" not in cmds.proxy
+    assert "compare" not in decision_events(plan)[2]
+
+
+def test_comparison_on_auto_passes_over_an_installed_gor_and_em_proxy_and_says_so() -> None:
+    plan = choose_engines(settings(compare=True), facts(gor=NEW_GOR, **BUNDLED))
+    assert (plan.replayer, plan.proxy) == (ReplayerKind.BUILTIN, ProxyKind.BUILTIN)
+    assert plan.gor_path is None
+    assert "the buildpack's vendor/gor/gor /bp/vendor/gor/gor" in plan.replayer_reason
+    assert plan.replayer_reason.endswith("is not used)")
+    assert plan.proxy_reason == (
+        "TRAFFIC_DUPLICATOR_COMPARE=on needs the built-in proxy "
+        "(Gemfile.lock lists em-proxy; it is not used)"
+    )
+
+
+def test_comparison_keeps_the_reason_of_engines_named_builtin() -> None:
+    plan = choose_engines(settings("builtin", "builtin", compare=True), facts(gor=OLD_GOR))
+    assert plan.replayer_reason == "TRAFFIC_DUPLICATOR_REPLAYER=builtin"
+    assert plan.proxy_reason == "TRAFFIC_DUPLICATOR_PROXY=builtin"
+
+
+@pytest.mark.parametrize(
+    ("replayer", "proxy", "extra", "fix"),
+    [
+        ("gor", "auto", {"gor": NEW_GOR}, "but TRAFFIC_DUPLICATOR_REPLAYER=gor; set "
+         "TRAFFIC_DUPLICATOR_REPLAYER=builtin (or auto), or unset TRAFFIC_DUPLICATOR_COMPARE"),
+        ("auto", "em-proxy", BUNDLED, "but TRAFFIC_DUPLICATOR_PROXY=em-proxy; set "
+         "TRAFFIC_DUPLICATOR_PROXY=builtin (or auto), or unset TRAFFIC_DUPLICATOR_COMPARE"),
+        ("auto", "auto", {"gor": NEW_GOR, "real_gor_flags": ("--middleware",)},
+         "but the options need a real gor (--middleware); remove them, or unset "
+         "TRAFFIC_DUPLICATOR_COMPARE"),
+    ],
+    ids=["replayer-gor", "proxy-em-proxy", "options-need-gor"],
+)  # fmt: skip
+def test_comparison_with_another_engine_chosen_is_one_line_that_says_why(
+    replayer: str, proxy: str, extra: dict[str, object], fix: str
+) -> None:
+    with pytest.raises(EngineError) as caught:
+        choose_engines(settings(replayer, proxy, compare=True), facts(**extra))
+    assert str(caught.value) == f"{COMPARE_ON}, {fix}"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from traffic_duplicator.errors import UserError
 from traffic_duplicator.wrapper.settings import (
     ProxyMode,
     ReplayerMode,
@@ -76,3 +77,11 @@ def test_every_setting_is_read() -> None:
 def test_bad_values_name_the_variable(name: str, value: str, message: str) -> None:
     with pytest.raises(SettingsError, match=f"{name}='{value}' .*{message}"):
         read_settings({name: value})
+
+
+def test_comparison_is_off_by_default_and_read_with_the_engine_settings() -> None:
+    assert read_settings({}).engines.compare is False
+    assert read_settings({"TRAFFIC_DUPLICATOR_COMPARE": "on"}).engines.compare is True
+    assert read_settings({"TRAFFIC_DUPLICATOR_COMPARE": "off"}).engines.compare is False
+    with pytest.raises(UserError, match="TRAFFIC_DUPLICATOR_COMPARE='maybe' is not understood"):
+        read_settings({"TRAFFIC_DUPLICATOR_COMPARE": "maybe"})

@@ -3,8 +3,9 @@
 `ResponseRecorder` reads one connection's response bytes (what the app sends the client, or
 what a destination sends the replayer) and returns a `CapturedResponse` per complete
 response, in order. It stores at most the head and `body_limit` body bytes of the response
-in progress; past the limit it only hashes. Framing follows RFC 9112 section 6.3: no body
-for a HEAD request, 1xx, 204 and 304; chunked wins over Content-Length; otherwise the body
+in progress; past the limit it only hashes. Where a response ends is the proxy's tracker's
+and the replayer's rule, `http1.response.response_end` (RFC 9112 section 6.3): no body for
+a HEAD request, 1xx, 204 and 304; chunked wins over Content-Length; otherwise the body
 runs until the connection closes. A `101` ends recording: the connection is a tunnel.
 
 `encode_response` frames a record as GoReplay's `--input-raw-track-response` does: header
@@ -23,6 +24,14 @@ from enum import Enum
 
 from traffic_duplicator import gorproto
 from traffic_duplicator.compare.model import DEFAULT_BODY_LIMIT, CapturedResponse, parse_head
+from traffic_duplicator.http1.response import (
+    CHUNKED,
+    INTERIM,
+    LENGTH,
+    TUNNEL,
+    UNTIL_CLOSE,
+    response_end,
+)
 
 MAX_RESPONSE_HEAD = 64 * 1024
 MAX_CHUNK_LINE = 4 * 1024
@@ -67,8 +76,11 @@ class BodySink:
         self._hash = hashlib.sha256(self._kept)
         self._hash.update(data[room:])
 
-    def record(self, status: int, head: bytes, chunked: bool) -> CapturedResponse:
-        _, headers = parse_head(head)
+    def record(
+        self, status: int, head: bytes, chunked: bool, parse: bool = True
+    ) -> CapturedResponse:
+        """The response; `parse=False` leaves its `headers` empty (only `head` is kept)."""
+        headers = parse_head(head)[1] if parse else ()
         digest = self._hash.hexdigest() if self._hash is not None else ""
         return CapturedResponse(
             status, headers, bytes(self._kept), self.length, head, digest, chunked
@@ -135,11 +147,14 @@ class ResponseRecorder:
 
     Call `expect(head_request)` for each request sent on the connection, in order, so that
     a response to HEAD is known to have no body. Bytes that cannot be read as HTTP/1.x
-    stop the recorder (`stopped`); the caller's relay is unaffected.
+    stop the recorder (`stopped`); the caller's relay is unaffected. With `headers=False`
+    the records keep the raw `head` and leave `headers` empty: enough to forward them, as
+    the tee proxy does, for a fraction of the cost.
     """
 
-    def __init__(self, body_limit: int = DEFAULT_BODY_LIMIT) -> None:
+    def __init__(self, body_limit: int = DEFAULT_BODY_LIMIT, headers: bool = True) -> None:
         self._body_limit = body_limit
+        self._headers = headers
         self._mode = _Mode.HEAD
         self._buffer = b""
         self._head = b""
@@ -211,32 +226,35 @@ class ResponseRecorder:
         return pos + consumed
 
     def _begin(self, head: bytes, done: list[CapturedResponse]) -> None:
-        status, _ = parse_head(head)
-        if 100 <= status < 200:
-            if status == 101:
-                self._stop()
+        expected = self._expected
+        head_request = expected[0] if expected else False
+        # The tracker's and the replayer's rule (RFC 9112 section 6.3); FramingError is
+        # a ValueError: the recorder stops.
+        status, follows, length = response_end(head, b"HEAD" if head_request else b"GET")
+        if follows == INTERIM:
             return  # 100 Continue, 103 Early Hints: the final response follows
-        head_request = self._expected.popleft() if self._expected else False
+        if follows == TUNNEL:
+            self._stop()  # 101 Switching Protocols
+            return
+        if expected:
+            expected.popleft()
         self._head, self._status = head, status
         self._sink = BodySink(self._body_limit)
-        lower = head.lower()
-        if head_request or status in (204, 304):
-            done.append(self._finish())
-        elif re.search(rb"\r\ntransfer-encoding:[^\r]*chunked[ \t]*\r\n", lower):
+        if follows == LENGTH:
+            self._remaining = length
+            self._mode = _Mode.LENGTH
+        elif follows == CHUNKED:
             self._chunks = Dechunker()
             self._mode = _Mode.CHUNKED
-        else:
-            match = re.search(rb"\r\ncontent-length:[ \t]*(\d{1,18})[ \t]*\r\n", lower)
-            if match is None:
-                self._mode = _Mode.UNTIL_CLOSE
-            elif int(match.group(1)) == 0:
-                done.append(self._finish())
-            else:
-                self._remaining = int(match.group(1))
-                self._mode = _Mode.LENGTH
+        elif follows == UNTIL_CLOSE:
+            self._mode = _Mode.UNTIL_CLOSE
+        else:  # NO_BODY
+            done.append(self._finish())
 
     def _finish(self) -> CapturedResponse:
-        record = self._sink.record(self._status, self._head, self._chunks is not None)
+        record = self._sink.record(
+            self._status, self._head, self._chunks is not None, self._headers
+        )
         self._mode = _Mode.HEAD
         self._chunks = None
         self._head = b""
@@ -254,8 +272,11 @@ def encode_response(
     response: CapturedResponse,
     latency_ns: int,
     timestamp_ns: int | None = None,
+    kind: bytes = gorproto.RESPONSE,
 ) -> bytes:
-    """A GoReplay type `2` message for `response` (see the module docstring)."""
+    """A GoReplay type `2` message for `response` (see the module docstring); with
+    `kind=gorproto.REPLAYED_RESPONSE`, the type `3` a replayer records for a destination's
+    response (gor's `--output-http-track-response`)."""
     head = response.head
     if response.truncated:
         marker = f"{BODY_MARKER}: length={response.body_length}; sha256={response.digest}\r\n"
@@ -264,7 +285,7 @@ def encode_response(
     if response.chunked:
         last = b"0\r\n\r\n"
         body = b"%x\r\n%s\r\n%s" % (len(body), body, last) if body else last
-    return gorproto.encode(head + body, gorproto.RESPONSE, message_id, timestamp_ns, latency_ns)
+    return gorproto.encode(head + body, kind, message_id, timestamp_ns, latency_ns)
 
 
 def decode_response(
@@ -298,7 +319,7 @@ def decode_response(
             pass  # a cut chunk: keep what came before it
     else:
         sink.add(rest)
-    record = sink.record(status, head, chunked)
+    record = sink.record(status, head, chunked, parse=False)  # `kept` are its headers
     latency = message.latency / 1e9 if message.latency is not None else None
     return CapturedResponse(
         status,

@@ -84,17 +84,26 @@ def _interval(env: Mapping[str, str]) -> float:
     return value
 
 
+def parse_body_limit(text: str) -> int:
+    """A body limit (`64k`, `1m`, …) from 0 to 16m; ValueError otherwise (the proxy's
+    `--compare-body-limit` reads the same)."""
+    try:
+        value = parse_size(text)
+    except BadValue:
+        value = -1
+    if not 0 <= value <= MAX_BODY_LIMIT:
+        raise ValueError(f"{text!r} is not a size from 0 to 16m, e.g. 64k")
+    return value
+
+
 def _body_limit(env: Mapping[str, str]) -> int:
     raw = env.get(BODY_LIMIT, "").strip()
     if not raw:
         return DEFAULT_BODY_LIMIT
     try:
-        value = parse_size(raw)
-    except BadValue:
-        value = -1
-    if not 0 <= value <= MAX_BODY_LIMIT:
-        raise CompareSettingsError(f"{BODY_LIMIT}={raw!r} is not a size from 0 to 16m, e.g. 64k")
-    return value
+        return parse_body_limit(raw)
+    except ValueError as exc:
+        raise CompareSettingsError(f"{BODY_LIMIT}={exc}") from None
 
 
 def read_compare_settings(env: Mapping[str, str]) -> CompareSettings:

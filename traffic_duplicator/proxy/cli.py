@@ -13,6 +13,8 @@ from typing import NoReturn
 
 from traffic_duplicator import __version__
 from traffic_duplicator.addr import Address, parse_host_port
+from traffic_duplicator.compare.model import DEFAULT_BODY_LIMIT
+from traffic_duplicator.compare.settings import parse_body_limit
 from traffic_duplicator.errors import AddressError, UserError
 from traffic_duplicator.logs import EventLog
 from traffic_duplicator.options.values import parse_size  # the one size grammar
@@ -141,6 +143,18 @@ def _build_parser() -> _Parser:
         metavar="SECONDS",
         help="seconds between counter lines, 0 for none but the last (default 60)",
     )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="also send production's response to each mirrored request to the gor:// "
+        "targets, as GoReplay type 2 messages (gor's --input-raw-track-response)",
+    )
+    parser.add_argument(
+        "--compare-body-limit",
+        metavar="SIZE",
+        help="with --compare, body bytes kept per response; longer bodies travel cut, "
+        "with their length and SHA-256 (default 64k, at most 16m)",
+    )
     return parser
 
 
@@ -152,6 +166,24 @@ def _seconds(flag: str, text: str) -> float:
     if not 0 <= value < float("inf"):
         raise UsageError(f"{flag} {text!r} is not a number of seconds (0 or more)")
     return value
+
+
+def _compare_body_limit(args: argparse.Namespace, targets: tuple[TargetSpec, ...]) -> int:
+    """--compare-body-limit, checked with --compare and the targets it needs."""
+    text = args.compare_body_limit
+    if args.compare and not any(target.kind is TargetKind.GOR for target in targets):
+        raise UsageError(
+            "--compare sends production's responses to gor:// targets; "
+            "add one with -d gor://HOST:PORT"
+        )
+    if text is None:
+        return DEFAULT_BODY_LIMIT
+    if not args.compare:
+        raise UsageError("--compare-body-limit needs --compare")
+    try:
+        return parse_body_limit(text)
+    except ValueError as exc:
+        raise UsageError(f"--compare-body-limit {exc}") from None
 
 
 def parse_args(argv: Sequence[str]) -> ProxyConfig:
@@ -173,14 +205,17 @@ def parse_args(argv: Sequence[str]) -> ProxyConfig:
             f"--mirror-connections {args.mirror_connections!r} is not a number "
             f"from 1 to {MAX_MIRROR_CONNECTIONS}"
         )
+    targets = parse_targets(args.duplex)
     return ProxyConfig(
         listen=listen,
         relay=relay,
-        targets=parse_targets(args.duplex),
+        targets=targets,
         mirror=MirrorConfig(buffer_bytes=buffer_bytes, connections=int(connections)),
         drain_timeout=_seconds("--drain-timeout", args.drain_timeout),
         stats_interval=_seconds("--stats-interval", args.stats_interval),
         verbose=args.verbose,
+        compare=args.compare,
+        compare_body_limit=_compare_body_limit(args, targets),
     )
 
 

@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass
 
 from traffic_duplicator.addr import Address
+from traffic_duplicator.compare.model import DEFAULT_BODY_LIMIT
 
 DEFAULT_MIRROR_BUFFER = 1024 * 1024  # bytes buffered per target before whole requests drop
 DEFAULT_MIRROR_CONNECTIONS = 4  # persistent connections per target, shared by all clients
@@ -51,3 +52,6 @@ class ProxyConfig:
     drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
     stats_interval: float = DEFAULT_STATS_INTERVAL  # 0 turns the periodic line off
     verbose: bool = False
+    # --compare: production's responses go to the gor:// targets (GoReplay type 2).
+    compare: bool = False
+    compare_body_limit: int = DEFAULT_BODY_LIMIT  # body bytes kept per response

@@ -22,12 +22,21 @@ class RelayCounters:
 
 
 @dataclass(slots=True)
+class CompareCounters:
+    """A gor:// target with comparison on: production's responses (GoReplay type 2)."""
+
+    sent: int = 0  # handed to the connection that carried the request
+    dropped: int = 0  # recorded but not sent: the target was behind, or the connection gone
+
+
+@dataclass(slots=True)
 class TargetCounters:
     """One duplex target. A request is counted once, in exactly one of the three."""
 
     mirrored: int = 0  # handed whole to a connection of the target
     dropped: int = 0  # the target was behind (buffer full) or fell behind mid-request
     failed: int = 0  # the target was down, refused, or its connection broke mid-request
+    compare: CompareCounters | None = None  # gor:// targets with comparison on
 
 
 def stats_lines(
@@ -37,6 +46,7 @@ def stats_lines(
 
     Each line repeats the primary-path totals so that any one line can be read alone;
     `unframed_<reason>` keys follow `unframed` for the reasons seen, in REASONS order.
+    A target with comparison on adds `compare_sent` and `compare_dropped`.
     """
     base: dict[str, LogValue] = {
         "at": at,
@@ -50,13 +60,21 @@ def stats_lines(
             base[f"unframed_{reason}"] = relay.unframed_reasons[reason]
     if not targets:
         return [base]
-    return [
-        {
-            **base,
-            "target": name,
-            "mirrored": counters.mirrored,
-            "dropped": counters.dropped,
-            "failed": counters.failed,
-        }
-        for name, counters in targets
-    ]
+    return [_target_line(base, name, counters) for name, counters in targets]
+
+
+def _target_line(
+    base: dict[str, LogValue], name: str, counters: TargetCounters
+) -> dict[str, LogValue]:
+    line: dict[str, LogValue] = {
+        **base,
+        "target": name,
+        "mirrored": counters.mirrored,
+        "dropped": counters.dropped,
+        "failed": counters.failed,
+    }
+    compare = counters.compare
+    if compare is not None:
+        line["compare_sent"] = compare.sent
+        line["compare_dropped"] = compare.dropped
+    return line

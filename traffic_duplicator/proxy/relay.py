@@ -25,6 +25,7 @@ from traffic_duplicator.proxy.counters import RelayCounters
 from traffic_duplicator.proxy.mirror import MirrorTarget
 from traffic_duplicator.proxy.responses import ResponseTracker
 from traffic_duplicator.proxy.tap import Tap
+from traffic_duplicator.proxy.track import Comparison
 
 # While the app is starting (refusing connections), a client waits this long for it.
 APP_CONNECT_PATIENCE = 2.0
@@ -45,6 +46,7 @@ class RelayContext:
     errors: RateLimitedLog
     log: EventLog
     verbose: bool = False
+    compare: Comparison | None = None  # --compare: production's responses go to gor:// targets
     draining: bool = False
     relays: set[ClientSide] = field(default_factory=set)
     all_closed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -93,10 +95,15 @@ class ClientSide(asyncio.Protocol):
         self.app: AppSide | None = None
         self.app_transport: asyncio.Transport | None = None
         self.framer = RequestFramer()
-        self.tracker: ResponseTracker | None = ResponseTracker()
-        self.tap: Tap | None = Tap(
-            self.framer, context.targets, self.tracker, context.counters, context.errors
-        )
+        self.tracker: ResponseTracker | None
+        self.tap: Tap | None
+        if context.compare is None:
+            self.tracker = ResponseTracker()
+            self.tap = Tap(
+                self.framer, context.targets, self.tracker, context.counters, context.errors
+            )
+        else:
+            self.tracker, self.tap = context.compare.connection(self.framer)
         self.connect_task: asyncio.Task[Any] | None = None
         self.closed = False
         self.eof = False  # the client half-closed
@@ -314,6 +321,9 @@ class AppSide(asyncio.Protocol):
             self.client.responses_progressed()
 
     def eof_received(self) -> bool:
+        tracker = self.tracker
+        if tracker is not None:
+            tracker.app_eof()  # a body read until the close is complete (RFC 9112 6.3)
         self.client.app_closed()
         return False
 

@@ -57,6 +57,9 @@ class ResponseTracker:
         """Request number `index` (from 0) is a HEAD or CONNECT: its response is framed apart."""
         self._methods.append((index, method))
 
+    def app_eof(self) -> None:
+        """The app closed its side (a recording subclass completes a body read to the end)."""
+
     @property
     def in_response(self) -> bool:
         """True while part of a response has been seen but not all of it."""

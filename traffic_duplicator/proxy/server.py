@@ -13,10 +13,11 @@ from traffic_duplicator import loops
 from traffic_duplicator.addr import DEFAULT_BACKLOG, Address, listen_socket
 from traffic_duplicator.errors import UserError
 from traffic_duplicator.logs import EventLog, RateLimitedLog
-from traffic_duplicator.proxy.config import ProxyConfig
+from traffic_duplicator.proxy.config import ProxyConfig, TargetKind, TargetSpec
 from traffic_duplicator.proxy.counters import RelayCounters, stats_lines
 from traffic_duplicator.proxy.mirror import MirrorTarget
 from traffic_duplicator.proxy.relay import ClientSide, RelayContext
+from traffic_duplicator.proxy.track import Comparison, TrackedTarget
 from traffic_duplicator.signals import ShutdownSignals
 
 # After the relays are done, mirrors get this long to send what they still hold.
@@ -42,6 +43,11 @@ def resolve(address: Address) -> str:
     return str(infos[0][4][0]) if infos else address.host
 
 
+def _target_class(spec: TargetSpec, config: ProxyConfig) -> type[MirrorTarget]:
+    """gor:// targets carry production's responses too with --compare (see `track`)."""
+    return TrackedTarget if config.compare and spec.kind is TargetKind.GOR else MirrorTarget
+
+
 class ProxyServer:
     """Accepts client connections and runs until a signal, then shuts down in order."""
 
@@ -51,7 +57,7 @@ class ProxyServer:
         self.counters = RelayCounters()
         errors = RateLimitedLog(log, ERROR_LOG_INTERVAL)
         self.targets = tuple(
-            MirrorTarget(
+            _target_class(spec, config)(
                 spec,
                 config.mirror,
                 host=resolve(spec.address),
@@ -69,6 +75,11 @@ class ProxyServer:
             errors=errors,
             log=log,
             verbose=config.verbose,
+            compare=(
+                Comparison(self.targets, config.compare_body_limit, self.counters, errors)
+                if config.compare
+                else None
+            ),
         )
 
     def log_stats(self) -> None:

@@ -5,19 +5,27 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import socket
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from traffic_duplicator.addr import listen_socket
+from traffic_duplicator.compare import CompareSettings
 from traffic_duplicator.logs import EventLog
 from traffic_duplicator.options import Limit
-from traffic_duplicator.replay.config import InputKind, ReplayConfig
-from traffic_duplicator.replay.inputs import HttpInputProtocol, TcpInputProtocol, replay_file
+from traffic_duplicator.replay.config import InputConfig, InputKind, ReplayConfig
+from traffic_duplicator.replay.inputs import (
+    HttpInputProtocol,
+    Intake,
+    TcpInputProtocol,
+    replay_file,
+)
 from traffic_duplicator.replay.limits import Limiter
 from traffic_duplicator.replay.modifier import Modifier, Verdict
 from traffic_duplicator.replay.output_http import HttpOutput
 from traffic_duplicator.replay.output_stream import NullOutput, StreamOutput
 from traffic_duplicator.replay.request import Request
+from traffic_duplicator.replay.shadow import TICK_INTERVAL, CompareHub, request_target
 from traffic_duplicator.replay.stats import InputStats, OutputStats
 from traffic_duplicator.signals import Ending, ShutdownSignals
 
@@ -37,9 +45,17 @@ class Output(Protocol):
 
 
 class Engine:
-    """Runs one replayer until a signal, --exit-after, or the end of its file inputs."""
+    """Runs one replayer until a signal, --exit-after, or the end of its file inputs.
 
-    def __init__(self, config: ReplayConfig, log: EventLog | None = None) -> None:
+    With `compare` settings that are enabled, responses are compared (replay/shadow.py).
+    """
+
+    def __init__(
+        self,
+        config: ReplayConfig,
+        log: EventLog | None = None,
+        compare: CompareSettings | None = None,
+    ) -> None:
         self.config = config
         self.log = log or EventLog(None)
         self.modifier = Modifier(config.modifier)
@@ -47,6 +63,8 @@ class Engine:
         self.outputs: list[Output] = []
         self._next = 0
         self.signals = ShutdownSignals()
+        self._compare = compare if compare is not None and compare.enabled else None
+        self.hub: CompareHub | None = None
 
     def submit(self, request: Request) -> None:
         """Hand one request to the outputs: every output, or the next one with --split-output."""
@@ -54,6 +72,8 @@ class Engine:
         if isinstance(result, Verdict):
             self.input_stats.filtered += 1
             return
+        if result is not request and self.hub is not None:
+            result.original_target = request_target(request.head)  # the route production saw
         outputs = self.outputs
         if self.config.split and len(outputs) > 1:
             outputs[self._next].offer(result)
@@ -79,14 +99,23 @@ class Engine:
     def _open_outputs(self) -> None:
         config = self.config
         controls_host = config.modifier.controls_host
-        for http in config.http_outputs:
-            self.outputs.append(HttpOutput(http, controls_host, self.log, config.verbose))
-        for path in config.files:
-            self.outputs.append(StreamOutput.file(path, config.file_flush))
+        http = [HttpOutput(c, controls_host, self.log, config.verbose) for c in config.http_outputs]
+        streams = [StreamOutput.file(path, config.file_flush) for path in config.files]
         if config.stdout:
-            self.outputs.append(StreamOutput.stdout())
+            streams.append(StreamOutput.stdout())
+        self.outputs += [*http, *streams]
         if config.null:
             self.outputs.append(NullOutput())
+        if self._compare is not None:
+            split = config.split and len(self.outputs) > 1
+            self.hub = CompareHub.for_outputs(self._compare, http, split, self.log)
+            for stream in streams:
+                self.hub.add_stream(stream)
+
+    def _intake(self, submit: Callable[[Request], None]) -> Intake:
+        """Where an --input-tcp or --input-file hands its messages."""
+        hub = self.hub
+        return Intake(submit, self.input_stats, hub.production if hub is not None else None)
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -94,7 +123,7 @@ class Engine:
         signals = self.signals
         conns: set[HttpInputProtocol | TcpInputProtocol] = set()
         servers: list[asyncio.base_events.Server] = []
-        sockets = []
+        sockets: list[tuple[InputConfig, socket.socket]] = []
         # Bind first: a port in use must fail before anything else starts.
         for spec in config.inputs:
             if spec.listen is not None:
@@ -106,39 +135,21 @@ class Engine:
         for spec, sock in sockets:
             assert spec.listen is not None
             submit = self._limited(spec.listen.limit)
-            protocol = HttpInputProtocol if spec.kind is InputKind.HTTP else TcpInputProtocol
-            servers.append(
-                await loop.create_server(
-                    functools.partial(protocol, submit, stats, limit, conns), sock=sock
-                )
+            factory: Callable[[], asyncio.Protocol] = (
+                functools.partial(HttpInputProtocol, submit, stats, limit, conns)
+                if spec.kind is InputKind.HTTP
+                else functools.partial(TcpInputProtocol, self._intake(submit), limit, conns)
             )
+            servers.append(await loop.create_server(factory, sock=sock))
         file_tasks = [
-            loop.create_task(replay_file(spec, self.submit, stats), name=f"input-file-{i}")
+            loop.create_task(replay_file(spec, self._intake(self.submit)), name=f"input-file-{i}")
             for i, spec in enumerate(config.inputs)
             if spec.kind is InputKind.FILE
         ]
         signals.install(loop)
-        for spec, sock in sockets:
-            host, port = sock.getsockname()[:2]
-            self.log.event(
-                at="start",
-                process="replayer",
-                pid=os.getpid(),
-                input=spec.kind.value,
-                port=port,
-                host=host,
-                outputs=len(self.outputs),
-            )
-        for spec in config.inputs:
-            if spec.file is not None:
-                self.log.event(
-                    at="start",
-                    process="replayer",
-                    pid=os.getpid(),
-                    input="file",
-                    path=spec.file.path,
-                )
+        self._log_start(sockets)
         stats_task = loop.create_task(self._report(), name="stats") if config.stats else None
+        compare_task = loop.create_task(self._compare_ticks(), name="compare") if self.hub else None
         exit_timer = (
             loop.call_later(config.exit_after, signals.request_stop)
             if config.exit_after > 0
@@ -155,9 +166,32 @@ class Engine:
         if signals.received:
             self.log.event(at="signal", signal=signals.received[0], action="flush")
         await self._shutdown(servers, conns, file_tasks)
-        if stats_task is not None:
-            stats_task.cancel()
+        for task in (stats_task, compare_task):
+            if task is not None:
+                task.cancel()
         return 0
+
+    def _log_start(self, sockets: list[tuple[InputConfig, socket.socket]]) -> None:
+        for spec, sock in sockets:
+            host, port = sock.getsockname()[:2]
+            self.log.event(
+                at="start",
+                process="replayer",
+                pid=os.getpid(),
+                input=spec.kind.value,
+                port=port,
+                host=host,
+                outputs=len(self.outputs),
+            )
+        for spec in self.config.inputs:
+            if spec.file is not None:
+                self.log.event(
+                    at="start",
+                    process="replayer",
+                    pid=os.getpid(),
+                    input="file",
+                    path=spec.file.path,
+                )
 
     async def _shutdown(
         self,
@@ -181,6 +215,8 @@ class Engine:
             self.log.event(at="signal", signal=self.signals.signal_name(1), action="abandon")
         # 3. Close outputs; whatever is still queued or in flight is abandoned, and said so.
         abandoned = sum(o.close() for o in self.outputs)
+        if self.hub is not None:
+            self.hub.close()
         self.report(final=True)
         self.log.event(at="stop", process="replayer", abandoned=abandoned, status=0)
 
@@ -188,6 +224,12 @@ class Engine:
         while True:
             await asyncio.sleep(self.config.stats_interval)
             self.report()
+
+    async def _compare_ticks(self) -> None:
+        assert self.hub is not None
+        while True:
+            await asyncio.sleep(TICK_INTERVAL)
+            self.hub.tick()
 
     def report(self, final: bool = False) -> None:
         extra = {"final": True} if final else {}

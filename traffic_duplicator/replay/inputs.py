@@ -148,12 +148,53 @@ def request_from_payload(
     return None
 
 
-class TcpInputProtocol(asyncio.Protocol):
-    """One connection on `--input-tcp`: GoReplay frames; request frames are replayed."""
+class Intake:
+    """Where GoReplay messages go, from `--input-tcp` or `--input-file`.
 
-    def __init__(self, submit: Submit, stats: InputStats, max_request: int, conns: set) -> None:  # type: ignore[type-arg]
-        self._submit = submit
-        self._stats = stats
+    Requests (type `1`) are submitted. With comparison on, production's responses (type
+    `2`, what the tee proxy's `--compare` and gor's `--input-raw-track-response` send) go to
+    `responses`; without it, and always for type `3` (a destination's response recorded in
+    an earlier capture), they are skipped: the replayer replays requests only.
+    """
+
+    __slots__ = ("responses", "stats", "submit")
+
+    def __init__(
+        self,
+        submit: Submit,
+        stats: InputStats,
+        responses: Callable[[gorproto.Message], None] | None = None,
+    ) -> None:
+        self.submit = submit
+        self.stats = stats
+        self.responses = responses
+
+    def frame(self, frame: bytes) -> None:
+        """Decode one gor frame and hand it on; junk is counted as malformed."""
+        stats = self.stats
+        try:
+            message = gorproto.decode(frame)
+        except gorproto.MalformedMessage:
+            stats.malformed += 1
+            return
+        if message.kind != gorproto.REQUEST:
+            if message.kind == gorproto.RESPONSE and self.responses is not None:
+                self.responses(message)
+            return
+        stats.accepted += 1
+        request = request_from_payload(message.payload, message.timestamp_ns, message.message_id)
+        if request is None:
+            stats.malformed += 1
+            return
+        self.submit(request)
+
+
+class TcpInputProtocol(asyncio.Protocol):
+    """One connection on `--input-tcp`: GoReplay frames, handed to the intake."""
+
+    def __init__(self, intake: Intake, max_request: int, conns: set) -> None:  # type: ignore[type-arg]
+        self._intake = intake
+        self._stats = intake.stats
         self._splitter = gorproto.StreamSplitter(max_frame=max_request + 256)
         self._transport: asyncio.BaseTransport | None = None
         self._conns = conns
@@ -171,7 +212,7 @@ class TcpInputProtocol(asyncio.Protocol):
         self._conns.discard(self)
         rest = self._splitter.finish()
         if rest:
-            handle_frame(rest, self._submit, self._stats)
+            self._intake.frame(rest)
 
     def close(self) -> None:
         if self._transport is not None:
@@ -179,30 +220,13 @@ class TcpInputProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         for frame in self._splitter.feed(data):
-            handle_frame(frame, self._submit, self._stats)
+            self._intake.frame(frame)
         if self._splitter.oversized != self._oversized:
             self._stats.too_large += self._splitter.oversized - self._oversized
             self._oversized = self._splitter.oversized
 
 
-def handle_frame(frame: bytes, submit: Submit, stats: InputStats) -> None:
-    """Decode one gor frame; requests are submitted, responses ignored, junk counted."""
-    try:
-        message = gorproto.decode(frame)
-    except gorproto.MalformedMessage:
-        stats.malformed += 1
-        return
-    if message.kind != gorproto.REQUEST:
-        return  # responses travel with captures; the replayer only replays requests
-    stats.accepted += 1
-    request = request_from_payload(message.payload, message.timestamp_ns, message.message_id)
-    if request is None:
-        stats.malformed += 1
-        return
-    submit(request)
-
-
-async def replay_file(config: InputConfig, submit: Submit, stats: InputStats) -> None:
+async def replay_file(config: InputConfig, intake: Intake) -> None:
     """Replay a capture, keeping the recorded gaps (scaled by `|N%`, capped by max-wait)."""
     assert config.file is not None
     speed = config.file.speed_percent / 100
@@ -215,8 +239,7 @@ async def replay_file(config: InputConfig, submit: Submit, stats: InputStats) ->
                 speed=speed,
                 max_wait=config.max_wait,
                 previous_ns=previous_ns,
-                submit=submit,
-                stats=stats,
+                intake=intake,
             )
         if not config.loop:
             return
@@ -231,8 +254,7 @@ async def _replay_one(
     speed: float,
     max_wait: float,
     previous_ns: int | None,
-    submit: Submit,
-    stats: InputStats,
+    intake: Intake,
 ) -> int | None:
     splitter = gorproto.StreamSplitter()
     # Local-file reads of 256 KiB are short enough to do on the loop.
@@ -257,6 +279,6 @@ async def _replay_one(
                 else:
                     await asyncio.sleep(0)  # let outputs run between bursts
                 previous_ns = stamp if stamp else previous_ns
-                handle_frame(frame, submit, stats)
+                intake.frame(frame)
             if not chunk:
                 return previous_ns

@@ -15,7 +15,7 @@ import asyncio
 import collections
 import ssl
 import time
-from typing import cast
+from typing import TYPE_CHECKING, cast
 from urllib.parse import urljoin, urlsplit
 
 from traffic_duplicator.backoff import Backoff, BackoffPolicy
@@ -33,6 +33,9 @@ from traffic_duplicator.replay.request import (
 from traffic_duplicator.replay.response import ResponseError, ResponseParser
 from traffic_duplicator.replay.stats import OutputStats
 
+if TYPE_CHECKING:  # the tap's module builds on this one
+    from traffic_duplicator.replay.shadow import OutputTap
+
 # Reconnecting to a destination that refuses or times out: 0.1 s doubling to 2 s.
 CONNECT_BACKOFF = BackoffPolicy(base=0.1, cap=2.0)
 SWEEP_INTERVAL = 0.25  # how often deadlines are checked: timeouts are this coarse
@@ -42,7 +45,7 @@ REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 class Item:
     """A queued request: the bytes for this output, and what reading its answer needs."""
 
-    __slots__ = ("closes", "data", "head_request", "redirects_left", "retried")
+    __slots__ = ("closes", "data", "head_request", "redirects_left", "retried", "tag")
 
     def __init__(self, data: bytes, head_request: bool, closes: bool, redirects: int) -> None:
         self.data = data
@@ -50,6 +53,7 @@ class Item:
         self.closes = closes
         self.redirects_left = redirects
         self.retried = False
+        self.tag: object = None  # what comparison needs to know of the request (shadow.py)
 
 
 class Connection(asyncio.Protocol):
@@ -145,6 +149,7 @@ class HttpOutput:
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.config = config
+        self.tap: OutputTap | None = None  # with comparison on, sees responses (shadow.py)
         target = config.target
         self.name = target.url
         self.stats = OutputStats()
@@ -198,6 +203,8 @@ class HttpOutput:
             head = with_header(head, b"Authorization", self._authorization)
         data = head + request.body if request.body else head
         item = Item(data, request.method == b"HEAD", request.close, self.config.redirects)
+        if self.tap is not None:
+            item.tag = self.tap.tag(request)
         if self._idle and not self._queue:
             self._dispatch(self._idle.pop(), item)
             return
@@ -248,10 +255,11 @@ class HttpOutput:
 
     async def _connect(self) -> None:
         target = self.config.target
+        new = self.tap.connection if self.tap is not None else Connection
         try:
             _, conn = await asyncio.wait_for(
                 self._loop.create_connection(
-                    lambda: Connection(self),
+                    lambda: new(self),
                     target.host,
                     target.port,
                     ssl=self._ssl,
@@ -280,6 +288,9 @@ class HttpOutput:
         if self._draining and not self._busy and not self._idle:
             # Shutting down and the destination is unreachable: waiting cannot help.
             self.stats.errors += len(self._queue)
+            if self.tap is not None:
+                for item in self._queue:
+                    self.tap.failed(item)
             self._queue.clear()
             self._queue_bytes = 0
             self.stats.queued = 0
@@ -327,6 +338,8 @@ class HttpOutput:
                 self._grow()
             return
         self.stats.record(status, latency)
+        if self.tap is not None:
+            self.tap.answered(conn, item, latency)
         if self._verbose:
             self._log.event(
                 at="replayed",
@@ -360,6 +373,8 @@ class HttpOutput:
             self._grow()
             return
         self.stats.errors += 1
+        if self.tap is not None:
+            self.tap.failed(item)
         self._errors.event(f"request:{reason}", at="error", output=self.name, error=reason)
         self._grow()
         self._check_drained()
@@ -390,6 +405,7 @@ class HttpOutput:
             ]
             body = b""
         follow = Item(edit.render() + body, item.head_request, item.closes, item.redirects_left - 1)
+        follow.tag = item.tag  # compared as the answer to the original request
         return follow
 
     # -- timeouts, shutdown ----------------------------------------------------------------

@@ -2,9 +2,11 @@
 
 Each request is written as gor writes its files: a header line `1 <id> <unix-ns> 0`,
 the raw request, then the `\\n🐵🙈🙉\\n` separator, so gor or this replayer can replay
-the capture with `--input-file`. Writes are buffered and flushed on a timer; the buffer
-is bounded, and a reader that does not keep up (a stuck stdout pipe) costs dropped lines,
-never a blocked event loop.
+the capture with `--input-file`. With comparison on, production's responses (type `2`) and
+each destination's (type `3`) are written too, with their request's id, as gor's
+`--output-http-track-response` files hold them. Writes are buffered and flushed on a
+timer; the buffer is bounded, and a reader that does not keep up (a stuck stdout pipe)
+costs dropped lines, never a blocked event loop.
 """
 
 from __future__ import annotations
@@ -69,7 +71,11 @@ class StreamOutput:
             message_id=request.message_id,
             timestamp_ns=request.received_ns,
         )
-        if len(self._buffer) + len(frame) > MAX_BUFFER:
+        self.write_frame(frame)
+
+    def write_frame(self, frame: bytes) -> None:
+        """Append one framed message (a request, or with comparison on a response)."""
+        if self._closed or len(self._buffer) + len(frame) > MAX_BUFFER:
             self.stats.dropped += 1
             return
         self._buffer += frame

@@ -24,6 +24,8 @@ class Request:
     received_ns: int
     message_id: bytes | None = None  # kept from a gor capture, else made up when written
     close: bool = False  # the request asks to close its connection (or is HTTP/1.0)
+    # The target before a rewrite changed it, kept only when comparing (routes name it).
+    original_target: bytes | None = None
 
     @property
     def data(self) -> bytes:

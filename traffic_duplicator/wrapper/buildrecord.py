@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from traffic_duplicator.compare.settings import COMPARE
 from traffic_duplicator.errors import UserError
 from traffic_duplicator.logs import EventLog
 from traffic_duplicator.options import GorOptions, validate_options_file
@@ -27,7 +28,7 @@ from traffic_duplicator.wrapper.settings import GOR, PROXY, REPLAYER, read_setti
 RECORD_NAME = "engines.checked"
 # The config vars the engine decision reads; a change to any of them after the build is
 # what the record lets the dyno notice.
-ENGINE_VARS = (REPLAYER, PROXY, GOR, BUNDLE_GEMFILE)
+ENGINE_VARS = (REPLAYER, PROXY, GOR, BUNDLE_GEMFILE, COMPARE)
 _CONFIG_PREFIX = "config."
 
 

@@ -16,6 +16,10 @@ The pairings, and why:
   and no per-request connection handling it is the cheaper internal hop, so it is used
   whenever the proxy is built in, except in front of an old gor that only has --input-http.
 - Every internal hop listens on 127.0.0.1, real gor or built-in: only $PORT faces out.
+- Shadow comparison (TRAFFIC_DUPLICATOR_COMPARE=on) needs both built-in engines: only the
+  built-in proxy records production's responses and sends them as type 2 messages, and only
+  the built-in replayer pairs them with each destination's answer. An `auto` side gives way
+  to it; an engine named explicitly, or options that need a real gor, are refused.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from traffic_duplicator.compare.settings import COMPARE
 from traffic_duplicator.errors import UserError
 from traffic_duplicator.logs import LogValue
 from traffic_duplicator.wrapper.ports import LOOPBACK, PortPlan
@@ -107,6 +112,7 @@ class EnginePlan:
     proxy: ProxyKind
     proxy_reason: str
     gor_path: str | None = None
+    compare: bool = False  # the proxy sends production's responses, the replayer compares
 
     @property
     def gor_framing(self) -> bool:
@@ -175,8 +181,38 @@ def _choose_proxy(settings: EngineSettings, facts: EngineFacts) -> tuple[ProxyKi
     return ProxyKind.BUILTIN, "the app does not bundle em-proxy (not in Gemfile.lock)"
 
 
+def _compare_plan(settings: EngineSettings, facts: EngineFacts) -> EnginePlan:
+    """Both built-in engines, as comparison needs; an explicit other choice is refused."""
+    needs = f"{COMPARE}=on needs the built-in proxy and replayer"
+    off = f"or unset {COMPARE}"
+    if settings.replayer is ReplayerMode.GOR:
+        raise EngineError(f"{needs}, but {REPLAYER}=gor; set {REPLAYER}=builtin (or auto), {off}")
+    if settings.proxy is ProxyMode.EM_PROXY:
+        raise EngineError(f"{needs}, but {PROXY}=em-proxy; set {PROXY}=builtin (or auto), {off}")
+    if facts.real_gor_flags:
+        raise EngineError(
+            f"{needs}, but the options need a real gor ({', '.join(facts.real_gor_flags)}); "
+            f"remove them, {off}"
+        )
+    replayer_reason = f"{REPLAYER}=builtin"
+    if settings.replayer is ReplayerMode.AUTO:
+        gor, _ = _usable_gor(facts)
+        unused = f" ({gor.described} is not used)" if gor is not None else ""
+        replayer_reason = f"{COMPARE}=on needs the built-in replayer{unused}"
+    proxy_reason = f"{PROXY}=builtin"
+    if settings.proxy is ProxyMode.AUTO:
+        lockfile = facts.lockfile_lists_em_proxy
+        unused = f" ({lockfile} lists em-proxy; it is not used)" if lockfile else ""
+        proxy_reason = f"{COMPARE}=on needs the built-in proxy{unused}"
+    return EnginePlan(
+        ReplayerKind.BUILTIN, replayer_reason, ProxyKind.BUILTIN, proxy_reason, compare=True
+    )
+
+
 def choose_engines(settings: EngineSettings, facts: EngineFacts) -> EnginePlan:
     """Pick both engines from the settings and the facts; each choice carries its reason."""
+    if settings.compare:
+        return _compare_plan(settings, facts)
     replayer, replayer_reason, gor_path = _choose_replayer(settings, facts)
     proxy, proxy_reason = _choose_proxy(settings, facts)
     if replayer is ReplayerKind.GOR_INPUT_TCP and proxy is not ProxyKind.BUILTIN:
@@ -211,15 +247,25 @@ HOP_REASONS = {
 }
 
 
+COMPARE_HOP_REASON = "production's responses follow each request as type 2 messages"
+
+
 def decision_events(plan: EnginePlan) -> tuple[dict[str, LogValue], ...]:
     """The `at=engine` lines: logged by the wrapper at boot, printed by the build as well."""
+    hop: dict[str, LogValue] = {
+        "at": "engine", "process": "hop", "framing": "gor" if plan.gor_framing else "http",
+    }  # fmt: skip
+    reason = HOP_REASONS[plan.gor_framing]
+    if plan.compare:
+        hop["compare"] = "on"
+        reason = f"{reason}; {COMPARE_HOP_REASON}"
+    hop["reason"] = reason
     return (
         {"at": "engine", "process": "replayer", "engine": plan.replayer.value,
          "reason": plan.replayer_reason},
         {"at": "engine", "process": "proxy", "engine": plan.proxy.value,
          "reason": plan.proxy_reason},
-        {"at": "engine", "process": "hop", "framing": "gor" if plan.gor_framing else "http",
-         "reason": HOP_REASONS[plan.gor_framing]},
+        hop,
     )  # fmt: skip
 
 
@@ -227,6 +273,16 @@ def decision_events(plan: EnginePlan) -> tuple[dict[str, LogValue], ...]:
 class EngineCommands:
     replayer: tuple[str, ...]
     proxy: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EngineTuning:
+    """What the engines' command lines carry besides the plan: their shutdown stages'
+    timeouts (seconds) and, with comparison on, the body bytes the proxy keeps."""
+
+    drain_timeout: float
+    flush_timeout: float
+    compare_body_limit: int | None = None
 
 
 def _seconds(value: float) -> str:
@@ -238,21 +294,21 @@ def engine_commands(
     ports: PortPlan,
     options_argv: Sequence[str],
     python: str,
-    *,
-    drain_timeout: float,
-    flush_timeout: float,
+    tuning: EngineTuning,
 ) -> EngineCommands:
     """The exact argv of each engine, as the design writes them for em-proxy and gor.
 
     The replayer listens on 127.0.0.1 whatever it is: a bare `:PORT` would make gor listen on
-    every interface, and only the proxy's $PORT may face the outside.
+    every interface, and only the proxy's $PORT may face the outside. With comparison on,
+    the proxy gets `--compare` (and `--compare-body-limit BYTES` when given); the replayer
+    reads the TRAFFIC_DUPLICATOR_COMPARE_* variables from its environment.
     """
     internal = f"{LOOPBACK}:{ports.replayer}"
     if plan.replayer is ReplayerKind.BUILTIN:
         input_flag = "--input-tcp" if plan.gor_framing else "--input-http"
         replayer: tuple[str, ...] = (
             python, "-m", REPLAYER_MODULE, input_flag, internal,
-            "--flush-timeout", f"{_seconds(flush_timeout)}s", *options_argv,
+            "--flush-timeout", f"{_seconds(tuning.flush_timeout)}s", *options_argv,
         )  # fmt: skip
     else:
         assert plan.gor_path is not None
@@ -269,8 +325,12 @@ def engine_commands(
         target = f"gor://{internal}" if plan.gor_framing else internal
         proxy = (
             python, "-m", PROXY_MODULE, "-l", str(ports.public), "-r", f"{LOOPBACK}:{ports.app}",
-            "-d", target, "--drain-timeout", _seconds(drain_timeout),
+            "-d", target, "--drain-timeout", _seconds(tuning.drain_timeout),
         )  # fmt: skip
+        if plan.compare:
+            proxy += ("--compare",)
+            if tuning.compare_body_limit is not None:
+                proxy += ("--compare-body-limit", str(tuning.compare_body_limit))
     return EngineCommands(replayer, proxy)
 
 

@@ -28,12 +28,13 @@ from typing import TextIO
 
 from traffic_duplicator.errors import UserError
 from traffic_duplicator.logs import logfmt
-from traffic_duplicator.options import load_options
+from traffic_duplicator.options import GorOptions, load_options
 from traffic_duplicator.wrapper.buildrecord import (
     ENGINE_VARS,
     BuildRecord,
     render_record,
 )
+from traffic_duplicator.wrapper.comparing import compare_settings
 from traffic_duplicator.wrapper.discovery import (
     AppDir,
     OnPath,
@@ -191,17 +192,16 @@ Buildpack order: https://devcenter.heroku.com/articles/using-multiple-buildpacks
 """)
 
 
-def _real_gor_flags(settings: Settings, app: AppDir) -> tuple[str, ...]:
-    """The option spellings only a real gor has; () when the file is not in the slug or
-    does not parse (the options step reports that)."""
+def _slug_options(settings: Settings, app: AppDir) -> GorOptions | None:
+    """The options file; None when it is not in the slug or does not parse (the options
+    step reports that)."""
     path = app.locate(settings.options_path)
     if not path.is_relative_to(app.actual):
-        return ()  # outside the app: the build cannot see it
+        return None  # outside the app: the build cannot see it
     try:
-        options = load_options(path)
+        return load_options(path)
     except UserError:
-        return ()
-    return tuple(flag.spelling for flag in options.needs_real_gor())
+        return None
 
 
 def _summary(plan: EnginePlan, facts: EngineFacts) -> str:
@@ -266,10 +266,14 @@ def explain(
         _report_ruby(output, lockfile, source, ruby)
     buildpack_home = app.locate(engines.home or app_dir / INSTALL_DIRNAME)
     site = Site(app, buildpack_home, predicted_on_path(build_dir, ruby))
-    facts = gather_facts(engines, env, site, _real_gor_flags(settings, app))
+    options = _slug_options(settings, app)
+    real_gor_flags = tuple(f.spelling for f in options.needs_real_gor()) if options else ()
+    facts = gather_facts(engines, env, site, real_gor_flags)
     output.step("Choosing the engines (the dyno logs the same at=engine lines)")
     try:
         plan = choose_engines(engines, facts)
+        if options is not None:
+            compare_settings(plan, env, options)
     except UserError as exc:
         output.error_line(f"Error: the dyno would refuse to start: {exc}")
         return None

@@ -19,9 +19,11 @@ from traffic_duplicator.options import GorOptions, deprecation_notices, load_opt
 from traffic_duplicator.wrapper.budget import ShutdownBudget
 from traffic_duplicator.wrapper.buildrecord import engine_plan_at_boot
 from traffic_duplicator.wrapper.command import check_program
+from traffic_duplicator.wrapper.comparing import compare_settings, with_compare_switch
 from traffic_duplicator.wrapper.engines import (
     EngineCommands,
     EnginePlan,
+    EngineTuning,
     decision_events,
     engine_commands,
 )
@@ -88,6 +90,7 @@ def launch(command: Sequence[str], env: Mapping[str, str], cwd: Path, log: Event
     ports = plan_ports(env)
     options = load_options(settings.options_path)
     plan = engine_plan_at_boot(env, cwd, PACKAGE_DIR, options, log)
+    compare = compare_settings(plan, env, options)
     check_program(command[0], env)
     check_ports_free(ports)
 
@@ -100,12 +103,15 @@ def launch(command: Sequence[str], env: Mapping[str, str], cwd: Path, log: Event
         ports,
         options.argv,
         sys.executable,
-        drain_timeout=budget.drain_timeout,
-        flush_timeout=budget.flush_timeout,
+        EngineTuning(
+            drain_timeout=budget.drain_timeout,
+            flush_timeout=budget.flush_timeout,
+            compare_body_limit=compare.body_limit if compare is not None else None,
+        ),
     )
     _log_plan(log, settings=settings, ports=ports, options=options, plan=plan)
     _log_rewrites(log, rewritten)
-    engines = engine_env(env)
+    engines = engine_env(with_compare_switch(env, plan))
     app_env = {**env, "PORT": str(ports.app)}
     supervisor_plan = SupervisorPlan(
         app=ChildSpec("app", rewritten.argv, app_env, ports.app, prefix_output=False),

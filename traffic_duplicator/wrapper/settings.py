@@ -13,6 +13,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TypeVar
 
+from traffic_duplicator.compare.settings import read_enabled as read_compare_enabled
 from traffic_duplicator.errors import UserError
 
 ENABLED = "TRAFFIC_DUPLICATOR_ENABLED"
@@ -62,6 +63,7 @@ class EngineSettings:
     proxy: ProxyMode = ProxyMode.AUTO
     gor_path: str | None = None
     home: Path | None = None
+    compare: bool = False  # TRAFFIC_DUPLICATOR_COMPARE: both engines must be the built-in ones
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,7 @@ def read_settings(env: Mapping[str, str]) -> Settings:
         proxy=_choice(env, PROXY, ProxyMode),
         gor_path=_optional(env, GOR),
         home=Path(home) if home else None,
+        compare=read_compare_enabled(env),
     )
     supervision = SupervisionSettings(
         shutdown_timeout=_seconds(env, SHUTDOWN_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, 0.1),
