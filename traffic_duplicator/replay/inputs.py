@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import cast
 
 from traffic_duplicator import gorproto
-from traffic_duplicator.http1 import BODY, END, HEAD, OPAQUE, RequestFramer
+from traffic_duplicator.http1 import BODY, END, HEAD, OPAQUE, RequestFramer, RequestHead
 from traffic_duplicator.replay.config import InputConfig
 from traffic_duplicator.replay.request import Request
 from traffic_duplicator.replay.stats import InputStats
@@ -75,33 +75,12 @@ class HttpInputProtocol(asyncio.Protocol):
                 if self._size <= self._max_request:
                     self._body.append(event[1])
             elif kind is HEAD:
-                head = event[2]
-                self._head = event[1]
-                self._method = head.method
-                self._body = []
-                self._size = len(self._head)
-                self._close_after = head.close
-                self._connect = head.method == b"CONNECT"
-                if head.expect_continue:
-                    replies.append(CONTINUE_RESPONSE)
+                self._on_head(event[1], event[2], replies)
             elif kind is END:
-                if self._connect:
-                    # A tunnel cannot be mirrored; gor refuses CONNECT too.
-                    self._stats.malformed += 1
-                    replies.append(BAD_REQUEST_RESPONSE)
-                    self._close_after = True
+                if self._on_end(replies):
                     break
-                self._finish_request()
-                if self._close_after:
-                    replies.append(OK_CLOSE_RESPONSE)
-                    break
-                replies.append(OK_RESPONSE)
-                if self._framer.awaiting_upgrade:
-                    self._framer.resume()  # we answered 200, not 101: still HTTP
             elif kind is OPAQUE:
-                self._stats.malformed += 1
-                replies.append(BAD_REQUEST_RESPONSE)
-                self._close_after = True
+                self._refuse(replies)
                 break
         if replies:
             transport.write(b"".join(replies) if len(replies) > 1 else replies[0])
@@ -109,6 +88,36 @@ class HttpInputProtocol(asyncio.Protocol):
             transport.close()
         elif transport.get_write_buffer_size() > MAX_UNREAD_RESPONSES:
             transport.abort()
+
+    def _on_head(self, raw: bytes, head: RequestHead, replies: list[bytes]) -> None:
+        self._head = raw
+        self._method = head.method
+        self._body = []
+        self._size = len(raw)
+        self._close_after = head.close
+        self._connect = head.method == b"CONNECT"
+        if head.expect_continue:
+            replies.append(CONTINUE_RESPONSE)
+
+    def _on_end(self, replies: list[bytes]) -> bool:
+        """A request is complete: answer it. True when the connection ends with it."""
+        if self._connect:
+            # A tunnel cannot be mirrored; gor refuses CONNECT too.
+            self._refuse(replies)
+            return True
+        self._finish_request()
+        if self._close_after:
+            replies.append(OK_CLOSE_RESPONSE)
+            return True
+        replies.append(OK_RESPONSE)
+        if self._framer.awaiting_upgrade:
+            self._framer.resume()  # we answered 200, not 101: still HTTP
+        return False
+
+    def _refuse(self, replies: list[bytes]) -> None:
+        self._stats.malformed += 1
+        replies.append(BAD_REQUEST_RESPONSE)
+        self._close_after = True
 
     def _finish_request(self) -> None:
         stats = self._stats
