@@ -16,10 +16,10 @@ dyno that does not use them. Every mistake is a `CompareSettingsError` naming th
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from traffic_duplicator import configvars
 from traffic_duplicator.compare.model import DEFAULT_BODY_LIMIT
 from traffic_duplicator.compare.redact import mask_url
 from traffic_duplicator.compare.routes import RoutePattern, parse_patterns
@@ -38,9 +38,6 @@ DEFAULT_INTERVAL = 60.0
 MAX_INTERVAL = 3600.0
 MAX_BODY_LIMIT = 16 * 1024 * 1024
 
-_TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
-_FALSE_WORDS = frozenset({"false", "0", "no", "off"})
-
 
 class CompareSettingsError(UserError):
     """A TRAFFIC_DUPLICATOR_COMPARE_* variable has a value we cannot use."""
@@ -58,28 +55,21 @@ class CompareSettings:
 
 def read_enabled(env: Mapping[str, str]) -> bool:
     raw = env.get(COMPARE, "")
-    word = raw.strip().lower()
-    if word in ("", *_FALSE_WORDS):
-        return False
-    if word in _TRUE_WORDS:
-        return True
-    raise CompareSettingsError(
-        f"{COMPARE}={raw!r} is not understood; use on (or true, 1, yes) to compare the "
-        "shadow's responses with production's, off (or unset) not to"
-    )
+    enabled = configvars.switch(raw, default=False)
+    if enabled is None:
+        raise CompareSettingsError(
+            f"{COMPARE}={raw!r} is not understood; use on (or true, 1, yes) to compare the "
+            "shadow's responses with production's, off (or unset) not to"
+        )
+    return enabled
 
 
 def _interval(env: Mapping[str, str]) -> float:
-    raw = env.get(INTERVAL, "").strip()
-    if not raw:
-        return DEFAULT_INTERVAL
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not 1 <= value <= MAX_INTERVAL:
+    raw = env.get(INTERVAL, "")
+    value = configvars.seconds(raw, DEFAULT_INTERVAL, 1, MAX_INTERVAL)
+    if value is None:
         raise CompareSettingsError(
-            f"{INTERVAL}={raw!r} is not a number of seconds from 1 to {MAX_INTERVAL:g}"
+            f"{INTERVAL}={raw.strip()!r} is not a number of seconds from 1 to {MAX_INTERVAL:g}"
         )
     return value
 

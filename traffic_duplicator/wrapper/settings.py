@@ -6,13 +6,13 @@ and every bad value is a `SettingsError` naming the variable and what it accepts
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import TypeVar
 
+from traffic_duplicator import configvars
 from traffic_duplicator.compare.settings import read_enabled as read_compare_enabled
 from traffic_duplicator.errors import UserError
 
@@ -31,9 +31,6 @@ DEFAULT_SHUTDOWN_TIMEOUT = 25.0
 DEFAULT_RESTART_BACKOFF_BASE = 1.0
 # Longer than any sane shutdown; a typo such as 2500 (meant as ms) is refused rather than obeyed.
 MAX_SECONDS = 3600.0
-
-_TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
-_FALSE_WORDS = frozenset({"false", "0", "no", "off"})
 
 
 class SettingsError(UserError):
@@ -85,15 +82,13 @@ class Settings:
 def read_enabled(env: Mapping[str, str]) -> bool:
     """The kill switch: read first, because a disabled wrapper reads nothing else."""
     raw = env.get(ENABLED, "")
-    word = raw.strip().lower()
-    if word == "" or word in _TRUE_WORDS:
-        return True
-    if word in _FALSE_WORDS:
-        return False
-    raise SettingsError(
-        f"{ENABLED}={raw!r} is not understood; use false, 0, no or off to turn duplication off "
-        "(true, 1, yes, on or unset keep it on)"
-    )
+    enabled = configvars.switch(raw, default=True)
+    if enabled is None:
+        raise SettingsError(
+            f"{ENABLED}={raw!r} is not understood; use false, 0, no or off to turn duplication "
+            "off (true, 1, yes, on or unset keep it on)"
+        )
+    return enabled
 
 
 def _choice(env: Mapping[str, str], name: str, enum: type[_Mode]) -> _Mode:
@@ -107,16 +102,11 @@ def _choice(env: Mapping[str, str], name: str, enum: type[_Mode]) -> _Mode:
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not (minimum <= value <= MAX_SECONDS):
+    raw = env.get(name, "")
+    value = configvars.seconds(raw, default, minimum, MAX_SECONDS)
+    if value is None:
         raise SettingsError(
-            f"{name}={raw!r} is not a number of seconds from {minimum:g} to {MAX_SECONDS:g}"
+            f"{name}={raw.strip()!r} is not a number of seconds from {minimum:g} to {MAX_SECONDS:g}"
         )
     return value
 
