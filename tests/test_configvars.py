@@ -28,8 +28,10 @@ def test_switch_words(raw: str, default: bool, expected: bool | None) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("", 25.0), (" 7.5 ", 7.5), ("0.1", 0.1), ("600", 600.0), ("0.05", None), ("601", None)]
-    + [("nan", None), ("inf", None), ("-1", None), ("10s", None)],
+    [
+        *[("", 25.0), (" 7.5 ", 7.5), ("0.1", 0.1), ("600", 600.0)],
+        *[("0.05", None), ("601", None), ("nan", None), ("inf", None), ("-1", None), ("10s", None)],
+    ],
 )
 def test_seconds_within_bounds(raw: str, expected: float | None) -> None:
     assert configvars.seconds(raw, 25.0, 0.1, 600.0) == expected
