@@ -303,3 +303,27 @@ def test_build_refuses_to_run_outside_the_lifecycle(cnb_buildpack: Path, tmp_pat
 
     assert result.returncode == 1
     assert "bin/build is the Cloud Native Buildpack build" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("group", "expected"),
+    [
+        ('[[io.buildpacks.group]]\nid = "heroku/ruby"\n', "project.toml lists the Ruby buildpack"),
+        (
+            '[[io.buildpacks.group]]\nid = "heroku/nodejs"\n',
+            "Warning: em-proxy is in Gemfile.lock, but project.toml lists no Ruby buildpack.",
+        ),
+    ],
+)
+def test_em_proxy_is_checked_against_the_project_descriptors_group(
+    lifecycle: Lifecycle, runtime_server: RuntimeServer, group: str, expected: str
+) -> None:
+    # A CNB build reads the group from project.toml, never Cedar's .buildpacks or app.json.
+    lifecycle.copy_app("rails")
+    (lifecycle.app / "project.toml").write_text(f'[_]\nschema-version = "0.2"\n\n{group}')
+    (lifecycle.app / ".buildpacks").write_text("heroku/ruby\n")
+    lifecycle.set_config("TRAFFIC_DUPLICATOR_PYTHON_URL", runtime_server.url(RUNTIME))
+    result = lifecycle.build()
+    assert result.returncode == 0, result.output
+    assert expected in result.output
+    assert "heroku buildpacks" not in result.output

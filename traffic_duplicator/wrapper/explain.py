@@ -58,6 +58,8 @@ INSTALL_DIRNAME = ".traffic-duplicator"
 INDENT = " " * 7
 DOCS_URL = "https://github.com/traffic-duplicator/traffic-duplicator#readme"
 BUILTIN_SUMMARY = "the built-in replayer (python -m traffic_duplicator.replay)"
+# `id = "heroku/ruby"` or `uri = "…"` lines of a project descriptor's build group.
+_GROUP_ENTRY = re.compile(r"""^\s*(?:id|uri)\s*=\s*["']([^"']+)["']""", re.MULTILINE)
 _RUBY_BUILDPACK = re.compile(
     r"(^|[/:\s])heroku/ruby([#@\s]|$)|heroku-buildpack-ruby", re.IGNORECASE | re.MULTILINE
 )
@@ -105,9 +107,14 @@ def dyno_env(
     return env
 
 
-def buildpack_list(build_dir: Path, config: Mapping[str, str]) -> tuple[str, str]:
-    """Where the app lists its buildpacks (.buildpacks, app.json, BUILDPACK_URL or none),
-    and the entries found there, one per line."""
+def buildpack_list(
+    build_dir: Path, config: Mapping[str, str], cnb: bool = False
+) -> tuple[str, str]:
+    """Where the app lists its buildpacks (.buildpacks, app.json, BUILDPACK_URL or none; for
+    a Cloud Native Buildpacks build, project.toml or none), and the entries found there,
+    one per line."""
+    if cnb:
+        return _project_toml_buildpacks(build_dir / "project.toml")
     dot_buildpacks = build_dir / ".buildpacks"
     if dot_buildpacks.is_file():
         lines = dot_buildpacks.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -120,6 +127,18 @@ def buildpack_list(build_dir: Path, config: Mapping[str, str]) -> tuple[str, str
     if config.get("BUILDPACK_URL", "").strip():
         return "BUILDPACK_URL", config["BUILDPACK_URL"].strip()
     return "none", ""
+
+
+def _project_toml_buildpacks(path: Path) -> tuple[str, str]:
+    """The `id` and `uri` values of project.toml's build group (the project descriptor's
+    `[[io.buildpacks.group]]`). Read as lines, not TOML: the build's Python may be 3.10,
+    which has no tomllib, and only the buildpacks' names matter here."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "none", ""
+    values = _GROUP_ENTRY.findall(text)
+    return ("project.toml", "\n".join(values)) if values else ("none", "")
 
 
 def _app_json_buildpacks(path: Path) -> list[str]:
@@ -261,7 +280,8 @@ def explain(
     ruby = "unknown"
     lockfile = lockfile_listing_em_proxy(env, app)
     if lockfile and engines.proxy is not ProxyMode.BUILTIN:
-        source, entries = buildpack_list(build_dir, config)
+        # The CNB lifecycle sets CNB_PLATFORM_DIR; Heroku's classic build does not.
+        source, entries = buildpack_list(build_dir, config, "CNB_PLATFORM_DIR" in os.environ)
         ruby = ruby_verdict(source, entries)
         _report_ruby(output, lockfile, source, ruby)
     buildpack_home = app.locate(engines.home or app_dir / INSTALL_DIRNAME)
