@@ -10,6 +10,12 @@ the proxy's CPU seconds per 10k requests, and the messages each sink got per req
 (1 without comparison, 2 with: the request and production's response). The target is at
 most 30 % more CPU per request and no p99 change beyond the noise between rounds.
 
+Each connection waits `--delay-ms` (10) between a response and its next request, so both
+proxies get the same offered load, below what either can serve: a production-like load,
+at which latency is comparable. `--delay-ms 0` saturates them instead (as bench/proxy.py
+does); then the one that needs more CPU also serves fewer requests per loop iteration,
+which costs more per request again, and its p99 grows with its queue.
+
 Reuses bench/common.py (processes, nginx, wrk, /proc) and bench/proxy.py's sink and
 proxy runners; prints the load average before and after, because on a shared machine
 other work moves every figure.
@@ -123,6 +129,9 @@ def run(args: argparse.Namespace) -> int:
         args.app_port = common.free_port()
         app = common.Nginx(children, workdir, "app", common.SERVER_OK.format(port=args.app_port))
         wrk = common.Wrk(children, workdir)
+        if args.delay_ms:  # wrk's script hook: wait this long before each request
+            delay = f"\nfunction delay()\n  return {args.delay_ms}\nend\n"
+            wrk.script.write_text(common.WRK_REPORT + delay)
         load_before = os.getloadavg()
         variants = [
             start_variant("off", "", args, children, workdir),
@@ -155,7 +164,8 @@ def report(
     code = common.source_fingerprint(common.REPO_ROOT / "traffic_duplicator")
     lines = [
         f"Compare benchmark: {args.rounds} rounds x {args.duration} s per proxy, alternating,"
-        " medians (p99: median, and range over the rounds); wrk -t1 -c32 keep-alive;"
+        " medians (p99: median, and range over the rounds); wrk -t1 -c32 keep-alive,"
+        f" {args.delay_ms} ms between a response and the next request;"
         ' app = nginx `return 200 "ok"` (1 worker); mirror = gor:// bench/sink.py.',
         "",
         *common.machine_lines([("code", code)]),
@@ -177,6 +187,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=int, default=3, help="seconds per wrk run (default 3)")
     parser.add_argument("--python", default=sys.executable, help="interpreter that runs the proxy")
     parser.add_argument("--loop", choices=("auto", "asyncio"), default="auto")
+    parser.add_argument(
+        "--delay-ms",
+        type=int,
+        default=10,
+        help="per connection, between a response and the next request (0: saturate)",
+    )
     return parser.parse_args(argv)
 
 

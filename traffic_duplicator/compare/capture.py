@@ -58,7 +58,9 @@ class BodySink:
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._kept = bytearray()
+        # A body in one piece (the usual case) is kept as it came; a second piece makes
+        # it a bytearray, which grows in place.
+        self._kept: bytes | bytearray = b""
         self._hash: hashlib._Hash | None = None
         self.length = 0
 
@@ -67,11 +69,17 @@ class BodySink:
         if self._hash is not None:
             self._hash.update(data)
             return
-        room = self._limit - len(self._kept)
-        if len(data) <= room:
-            self._kept += data
+        kept = self._kept
+        if not kept and len(data) <= self._limit:
+            self._kept = data
             return
-        self._kept += data[:room]
+        if type(kept) is bytes:
+            kept = self._kept = bytearray(kept)
+        room = self._limit - len(kept)
+        if len(data) <= room:
+            kept += data
+            return
+        kept += data[:room]
         # The body outgrew the cap: from now on only its digest can be compared.
         self._hash = hashlib.sha256(self._kept)
         self._hash.update(data[room:])
@@ -178,8 +186,9 @@ class ResponseRecorder:
     def feed(self, data: bytes) -> list[CapturedResponse]:
         """Record `data`; return the responses it completes."""
         done: list[CapturedResponse] = []
-        pos = 0
         try:
+            # The usual read starts with a head (often a whole response): no dispatch.
+            pos = self._read_head(data, 0, done) if self._mode is _Mode.HEAD else 0
             while pos < len(data) and self._mode is not _Mode.STOPPED:
                 pos = self._step(data, pos, done)
         except ValueError:
@@ -213,6 +222,27 @@ class ResponseRecorder:
         return len(data)
 
     def _read_head(self, data: bytes, pos: int, done: list[CapturedResponse]) -> int:
+        if self._buffer:
+            return self._read_split_head(data, pos, done)
+        end = data.find(b"\r\n\r\n", pos)
+        if end < 0:
+            if len(data) - pos > MAX_RESPONSE_HEAD:
+                raise ValueError("response head too large")
+            self._buffer = data[pos:]
+            return len(data)
+        self._begin(data[pos : end + 4], done)
+        pos = end + 4
+        remaining = self._remaining
+        if self._mode is _Mode.LENGTH and len(data) - pos >= remaining:
+            # The usual case: the whole body follows its head in the same read.
+            self._sink.add(data[pos : pos + remaining])
+            self._remaining = 0
+            done.append(self._finish())
+            return pos + remaining
+        return pos
+
+    def _read_split_head(self, data: bytes, pos: int, done: list[CapturedResponse]) -> int:
+        """A head that began in an earlier read."""
         joined = self._buffer + data[pos:]
         end = joined.find(b"\r\n\r\n")
         if end < 0:

@@ -20,7 +20,10 @@ RECORD_OVERHEAD = 256
 Headers = tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True)
+# Not frozen: a frozen dataclass's __init__ costs about four times as much, and the tee
+# proxy builds one per response with --compare. Treat it as a value all the same
+# (dataclasses.replace makes a changed copy).
+@dataclass(slots=True)
 class CapturedResponse:
     """One response as compared.
 

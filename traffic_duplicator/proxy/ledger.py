@@ -165,6 +165,14 @@ class Ledger(Generic[C]):
             self.recorder = None
             self._stopped = True
             return []
+        entries = self._entries
+        if len(responses) == 1 and entries and not self._stopped:
+            # The usual case, paired in line: one response, for a request still tracked.
+            entry = entries.popleft()
+            entry.answered = True
+            if entry.copies:
+                return [(entry.copies, responses[0], self._clock() - entry.ended)]
+            return []
         return self._pair(responses) if responses else []
 
     def app_eof(self) -> list[Outcome[C]]:

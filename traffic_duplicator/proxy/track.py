@@ -28,7 +28,7 @@ from typing import Any
 
 from traffic_duplicator.compare.capture import encode_response
 from traffic_duplicator.compare.model import CapturedResponse
-from traffic_duplicator.gorproto import ID_HEX_CHARS
+from traffic_duplicator.gorproto import REQUEST
 from traffic_duplicator.http1 import RequestFramer
 from traffic_duplicator.logs import RateLimitedLog
 from traffic_duplicator.proxy import tap
@@ -63,12 +63,18 @@ class TrackedGorFraming(GorFraming):
         self.conn: MirrorConnection | None = None
 
     def _header(self) -> bytes:
-        header = super()._header()
-        self.message_id = header[2 : 2 + ID_HEX_CHARS]  # `1 <id> ...`, see GorFraming
-        return header
+        # GorFraming's header, keeping the id apart.
+        self._id_counter = (self._id_counter + 1) & 0xFFFFFFFF
+        self.message_id = message_id = b"%s%08x" % (self._id_prefix, self._id_counter)
+        return b"%s %s %d 0\n" % (REQUEST, message_id, time.time_ns())
 
     def written(self, conn: MirrorConnection, size: int) -> None:
         self.conn = conn
+
+    def take(self) -> MirrorConnection | None:
+        """The connection the last whole request went on, once; None if it was not sent."""
+        conn, self.conn = self.conn, None
+        return conn
 
 
 class TrackedTarget(MirrorTarget):
@@ -81,14 +87,6 @@ class TrackedTarget(MirrorTarget):
         self.compare = self.counters.compare = CompareCounters()
         self._response_room = config.buffer_bytes // 2
 
-    def send_copy(self, data: bytes, close: bool) -> Copy | None:
-        """`send`, and where the type 1 went; None if the request was not mirrored."""
-        tracking = self.tracking
-        tracking.conn = None
-        self.send(data, close)
-        conn = tracking.conn
-        return None if conn is None else (self, tracking.message_id, conn)
-
     def send_response(
         self, message_id: bytes, conn: MirrorConnection, response: CapturedResponse, latency: int
     ) -> None:
@@ -100,7 +98,8 @@ class TrackedTarget(MirrorTarget):
             or conn.retired  # it closes after its last request
             or conn.owned  # another request is streaming on it
             or self._closing
-            or self.behind() + size > self._response_room
+            or self.waiting + self.unanswered + size > self._response_room
+            or (self.backlogged and self.behind() + size > self._response_room)
         ):
             self.compare.dropped += 1
             return
@@ -130,10 +129,12 @@ class RecordingTracker(ResponseTracker):
         self.ledger = ledger
 
     def feed(self, data: bytes) -> bool:
-        outcomes = self.ledger.response_bytes(data)
-        if outcomes:
-            deliver(outcomes)
-        return super().feed(data)
+        ledger = self.ledger
+        if ledger.recorder is not None:
+            for copies, response, latency in ledger.response_bytes(data):
+                for target, message_id, conn in copies:
+                    target.send_response(message_id, conn, response, latency)
+        return ResponseTracker.feed(self, data)
 
     def app_eof(self) -> None:
         deliver(self.ledger.app_eof())
@@ -199,11 +200,13 @@ class ComparingTap(Tap):
     def _mirror(self, data: bytes, close: bool) -> None:
         for target in self._plain:
             target.send(data, close)
-        copies = []
+        copies: list[Copy] = []
         for tracked in self._tracked:
-            copy = tracked.send_copy(data, close)
-            if copy is not None:
-                copies.append(copy)
+            tracked.send(data, close)
+            tracking = tracked.tracking
+            conn = tracking.take()
+            if conn is not None:
+                copies.append((tracked, tracking.message_id, conn))
         if copies and not self._ledger.copied(copies):
             count_dropped(copies)
 
