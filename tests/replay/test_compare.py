@@ -85,7 +85,7 @@ def test_each_destination_is_compared_with_production_per_route(tmp_path: Path) 
         for role in ("baseline", "candidate")
         for route in ("GET /users/:id", "GET /orders/:id", "GET /health")
     }
-    assert all(f"source=web.7 destination=http://***@127.0.0.1:{cand} " in line
+    assert all(f"source=web.7 destination=http://deploy:***@127.0.0.1:{cand} " in line
                for line in compare_lines(log) if "role=candidate" in line)  # fmt: skip
     users = rows[("candidate", "GET /users/:id")]
     assert (users["compared"], users["status_mismatch"], users["body_mismatch"]) == (8, 0, 8)
