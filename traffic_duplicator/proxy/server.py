@@ -15,6 +15,7 @@ from traffic_duplicator.addr import DEFAULT_BACKLOG, Address, listen_socket
 from traffic_duplicator.errors import UserError
 from traffic_duplicator.logs import EventLog, RateLimitedLog
 from traffic_duplicator.proxy.config import ProxyConfig
+from traffic_duplicator.proxy.connect import AppConnector
 from traffic_duplicator.proxy.counters import RelayCounters, stats_lines
 from traffic_duplicator.proxy.mirror import MirrorTarget
 from traffic_duplicator.proxy.relay import ClientSide, RelayContext
@@ -63,7 +64,7 @@ class Signals:
 class ProxyServer:
     """Accepts client connections and runs until a signal, then shuts down in order."""
 
-    def __init__(self, config: ProxyConfig, log: EventLog) -> None:
+    def __init__(self, config: ProxyConfig, log: EventLog, loop: asyncio.AbstractEventLoop) -> None:
         self.config = config
         self.log = log
         self.counters = RelayCounters()
@@ -80,8 +81,8 @@ class ProxyServer:
             for spec in config.targets
         )
         self.context = RelayContext(
-            app_host=resolve(config.relay),
-            app_port=config.relay.port,
+            loop=loop,
+            app=AppConnector(loop, resolve(config.relay), config.relay.port),
             targets=self.targets,
             counters=self.counters,
             errors=errors,
@@ -173,4 +174,8 @@ def run(config: ProxyConfig, log: EventLog) -> int:
         sock = listen_socket(config.listen.port, config.listen.host)
     except OSError as exc:  # e.g. a port below 1024 without the privilege
         raise ListenError(f"cannot listen on port {config.listen.port}: {exc.strerror}") from None
-    return loops.run(ProxyServer(config, log).serve(sock))
+    return loops.run(_serve(config, log, sock))
+
+
+async def _serve(config: ProxyConfig, log: EventLog, sock: socket.socket) -> int:
+    return await ProxyServer(config, log, asyncio.get_running_loop()).serve(sock)
