@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common import (
+    REPO_ROOT,
     SERVER_MIRROR,
     SERVER_OK,
     BenchError,
@@ -50,6 +51,15 @@ response = function(status, headers, body)
 end
 """
 WARMUP_REQUESTS = 500
+
+
+def add_source_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=REPO_ROOT,
+        help="checkout whose traffic_duplicator runs (default: this one), for before/after",
+    )
 
 
 def parse_summary(text: str) -> dict[str, int]:
@@ -118,7 +128,7 @@ def running_proxy(args: argparse.Namespace) -> Iterator[Running]:
             argv += ["traffic_duplicator.proxy", "-l", str(listen)]
             argv += ["-r", f"127.0.0.1:{app_port}", "-d", sink.target]
             log = workdir / "proxy.log"
-            proc = children.spawn(argv, log=log, env=proxy_env(args.loop))
+            proc = children.spawn(argv, log=log, env=proxy_env(args.loop, args.source))
             wait_for_port(listen, proc, "the proxy", log)
             session = proc.pid
         run_wrk(wrk, workdir, listen, WARMUP_REQUESTS, args)
@@ -160,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--proxy", choices=("builtin", "nginx-mirror"), default="builtin")
     parser.add_argument("--python", default=sys.executable)
     parser.add_argument("--loop", choices=("auto", "asyncio"), default="auto")
+    add_source_option(parser)
     args = parser.parse_args(argv)
     try:
         counts, served = count(args)

@@ -12,10 +12,11 @@ from common import REPO_ROOT, Children, free_port, read_counters, wait_for_port
 BENCH_DIR = Path(__file__).resolve().parent
 
 
-def proxy_env(loop: str = "auto") -> dict[str, str]:
-    """The built-in proxy's environment: this checkout importable; `asyncio`: no uvloop."""
+def proxy_env(loop: str = "auto", source: Path = REPO_ROOT) -> dict[str, str]:
+    """The built-in proxy's environment: the package from `source` (this checkout by
+    default) importable; `asyncio`: no uvloop."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), env.get("PYTHONPATH")]))
     if loop == "asyncio":
         env["TRAFFIC_DUPLICATOR_UVLOOP"] = "0"
     else:

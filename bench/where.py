@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from common import cpu_seconds, require_tool
-from syscalls import running_proxy
+from syscalls import add_source_option, running_proxy
 
 SAMPLE_HZ = "499"
 # DWARF unwinding: CPython is built without frame pointers before 3.14, so a plain -g
@@ -117,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--python", default=sys.executable)
     parser.add_argument("--loop", choices=("auto", "asyncio"), default="auto")
     parser.add_argument("--top", type=int, default=30, help="buckets shown (default 30)")
+    add_source_option(parser)
     args = parser.parse_args(argv)
     args.proxy, args.requests = "builtin", 0
     probe = [args.python, "-c", "import sys; print(sys.version_info >= (3, 12))"]
