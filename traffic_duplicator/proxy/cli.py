@@ -7,6 +7,7 @@ argparse's multi-line usage text.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -19,7 +20,9 @@ from traffic_duplicator.proxy.config import (
     DEFAULT_DRAIN_TIMEOUT,
     DEFAULT_MIRROR_BUFFER,
     DEFAULT_MIRROR_CONNECTIONS,
+    DEFAULT_PROCESSES,
     DEFAULT_STATS_INTERVAL,
+    MAX_PROCESSES,
     MirrorConfig,
     ProxyConfig,
     TargetKind,
@@ -31,6 +34,7 @@ GOR_SCHEME = "gor://"
 # A bare port in -r/-d means this host.
 DEFAULT_CONNECT_HOST = "127.0.0.1"
 MAX_MIRROR_CONNECTIONS = 64
+PROCESSES_ENV = "TRAFFIC_DUPLICATOR_PROXY_PROCESSES"
 _SIZE = re.compile(r"(\d+)\s*([kmg]?)(i?b)?", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
@@ -137,6 +141,15 @@ def _build_parser() -> _Parser:
         metavar="SECONDS",
         help="seconds between counter lines, 0 for none but the last (default 60)",
     )
+    parser.add_argument(
+        "--processes",
+        default=None,
+        metavar="N",
+        help=f"processes sharing the port (SO_REUSEPORT), each with its own mirror "
+        f"connections; default ${PROCESSES_ENV} or {DEFAULT_PROCESSES}",
+    )
+    # Internal: a worker started by the first process (proxy/workers.py).
+    parser.add_argument("--worker-fds", default=None, help=argparse.SUPPRESS)
     return parser
 
 
@@ -148,6 +161,18 @@ def _seconds(flag: str, text: str) -> float:
     if not 0 <= value < float("inf"):
         raise UsageError(f"{flag} {text!r} is not a number of seconds (0 or more)")
     return value
+
+
+def _processes(flag: str | None) -> int:
+    """--processes, else $TRAFFIC_DUPLICATOR_PROXY_PROCESSES, else the default."""
+    text, origin = flag, "--processes"
+    if text is None:
+        text, origin = os.environ.get(PROCESSES_ENV, "").strip(), PROCESSES_ENV
+        if not text:
+            return DEFAULT_PROCESSES
+    if not text.strip().isdigit() or not 1 <= int(text) <= MAX_PROCESSES:
+        raise UsageError(f"{origin} {text!r} is not a number from 1 to {MAX_PROCESSES}")
+    return int(text)
 
 
 def parse_args(argv: Sequence[str]) -> ProxyConfig:
@@ -170,6 +195,7 @@ def parse_args(argv: Sequence[str]) -> ProxyConfig:
             f"from 1 to {MAX_MIRROR_CONNECTIONS}"
         )
     return ProxyConfig(
+        processes=_processes(args.processes),
         listen=listen,
         relay=relay,
         targets=parse_targets(args.duplex),
@@ -183,8 +209,14 @@ def parse_args(argv: Sequence[str]) -> ProxyConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, run until a signal, return the exit status."""
     log = EventLog(None)
+    words = sys.argv[1:] if argv is None else list(argv)
     try:
-        config = parse_args(sys.argv[1:] if argv is None else argv)
+        config = parse_args(words)
+        worker = _build_parser().parse_args(words).worker_fds
+        if worker is not None:
+            from traffic_duplicator.proxy.workers import run_worker
+
+            return run_worker(config, log, worker)
         from traffic_duplicator.proxy.server import run
 
         return run(config, log)

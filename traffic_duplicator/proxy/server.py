@@ -100,10 +100,12 @@ class ProxyServer:
             await asyncio.sleep(interval)
             self.log_stats()
 
-    async def serve(self, sock: socket.socket) -> int:
+    async def serve(self, sock: socket.socket, signals: Signals | None = None) -> int:
+        """Serve until a signal; `signals`: already wired (a worker's, by its parent)."""
         loop = asyncio.get_running_loop()
-        signals = Signals()
-        signals.install(loop)
+        if signals is None:
+            signals = Signals()
+            signals.install(loop)
         server = await loop.create_server(
             lambda: ClientSide(self.context), sock=sock, backlog=DEFAULT_BACKLOG
         )
@@ -168,13 +170,21 @@ class ListenError(UserError):
     """The listening port cannot be bound for another reason than being in use."""
 
 
-def run(config: ProxyConfig, log: EventLog) -> int:
-    """Bind (a port in use raises PortInUseError before anything starts), then serve."""
+def bind(config: ProxyConfig, *, reuse_port: bool = False) -> socket.socket:
+    """The listening socket; a port in use raises PortInUseError before anything starts."""
     try:
-        sock = listen_socket(config.listen.port, config.listen.host)
+        return listen_socket(config.listen.port, config.listen.host, reuse_port=reuse_port)
     except OSError as exc:  # e.g. a port below 1024 without the privilege
         raise ListenError(f"cannot listen on port {config.listen.port}: {exc.strerror}") from None
-    return loops.run(_serve(config, log, sock))
+
+
+def run(config: ProxyConfig, log: EventLog) -> int:
+    """Bind, then serve; with --processes N, as the first of N processes (workers.py)."""
+    if config.processes > 1:
+        from traffic_duplicator.proxy.workers import run_group
+
+        return run_group(config, log)
+    return loops.run(_serve(config, log, bind(config)))
 
 
 async def _serve(config: ProxyConfig, log: EventLog, sock: socket.socket) -> int:
