@@ -16,7 +16,10 @@ COLORS = {"nginx": "#888888", "asyncio": "#4c72b0", "uvloop": "#dd8452"}
 
 
 def _color(name: str) -> str:
-    return COLORS.get(name.split(":", maxsplit=1)[0].split("@", maxsplit=1)[0], "#55a868")
+    base = name.split("@", maxsplit=1)[0]
+    if ":" in base:
+        return "#55a868"  # more than one process
+    return COLORS.get(base, "#8172b3")
 
 
 def draw(results: Sequence[ScenarioResult], out: Path, subtitle: str) -> str:

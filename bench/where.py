@@ -28,7 +28,7 @@ from pathlib import Path
 from common import cpu_seconds, require_tool
 from syscalls import add_source_option, running_proxy
 
-SAMPLE_HZ = "499"
+SAMPLE_HZ = "299"
 # DWARF unwinding: CPython is built without frame pointers before 3.14, so a plain -g
 # loses every frame above the interpreter's.
 CALL_GRAPH = "dwarf,16384"

@@ -53,7 +53,8 @@ class AppConnector:
         if self._family is None:
             await self.loop.create_connection(factory, self.host, self.port)
             return
-        sock = socket.socket(self._family, _NONBLOCKING_STREAM)
+        # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets that say so.
+        sock = socket.socket(self._family, _NONBLOCKING_STREAM, socket.IPPROTO_TCP)
         try:
             try:
                 sock.connect((self.host, self.port))

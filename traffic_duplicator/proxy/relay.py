@@ -8,8 +8,9 @@ Client bytes go to the app first; the tap (mirroring) sees them afterwards.
 Half-close: a client EOF becomes an EOF to the app while the response keeps flowing; an
 app EOF or close flushes what is pending to the client, then closes it.
 
-Both asyncio and uvloop set TCP_NODELAY on every TCP transport, so small responses are
-not held back by Nagle's algorithm.
+Small writes are never held back by Nagle's algorithm: uvloop sets TCP_NODELAY on every
+TCP transport; under asyncio the client's socket inherits it from the listening socket
+(server.bind) and the app's is created so that asyncio sets it (connect.py).
 
 Per connection, the costs measured in bench/README.md ("Per connection") decide the
 shape: the loop is looked up once (asyncio.get_running_loop() makes a getpid() system

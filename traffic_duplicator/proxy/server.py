@@ -171,11 +171,18 @@ class ListenError(UserError):
 
 
 def bind(config: ProxyConfig, *, reuse_port: bool = False) -> socket.socket:
-    """The listening socket; a port in use raises PortInUseError before anything starts."""
+    """The listening socket; a port in use raises PortInUseError before anything starts.
+
+    TCP_NODELAY is set once here: accepted sockets inherit it (Linux), and asyncio's
+    transports do not set it on them (their protocol number is 0), so without it a
+    response relayed in several writes could wait for the client's delayed ACK.
+    """
     try:
-        return listen_socket(config.listen.port, config.listen.host, reuse_port=reuse_port)
+        sock = listen_socket(config.listen.port, config.listen.host, reuse_port=reuse_port)
     except OSError as exc:  # e.g. a port below 1024 without the privilege
         raise ListenError(f"cannot listen on port {config.listen.port}: {exc.strerror}") from None
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 def run(config: ProxyConfig, log: EventLog) -> int:
