@@ -8,7 +8,7 @@ import enum
 import shlex
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -140,26 +140,17 @@ def describe_python(python: str) -> str:
 BUILTIN = "{python} -m traffic_duplicator.proxy -l {listen} -r {app} -d {mirror}"
 
 
+@dataclass
 class RunningPath:
     """One path, started for a scenario: where wrk sends, and the proxy's process."""
 
-    def __init__(
-        self,
-        spec: PathSpec,
-        port: int,
-        mirror: Mirror | None,
-        session: int,
-        stop: Callable[[], None],
-        *,
-        log: Path | None = None,
-    ) -> None:
-        self.spec = spec
-        self.port = port
-        self.mirror = mirror
-        self.session = session  # 0 for direct: nothing between wrk and the app
-        self._stop = stop
-        self.log = log
-        self.fds: list[int] = []
+    spec: PathSpec
+    port: int
+    mirror: Mirror | None
+    session: int  # 0 for direct: nothing between wrk and the app
+    _stop: Callable[[], None]
+    log: Path | None = None
+    fds: list[int] = field(default_factory=list)
 
     def cpu(self) -> tuple[float, float]:
         return cpu_seconds(self.session) if self.session else (0.0, 0.0)
