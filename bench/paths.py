@@ -210,7 +210,8 @@ def start_path(bench: Any, spec: PathSpec, mirror: Mirror | None, label: str) ->
         argv += ["--processes", str(spec.processes)]
     log = workdir / f"proxy-{label}-{spec.name.replace('/', '_')}.log"
     env = proxy_env("asyncio" if spec.loop == "asyncio" else "auto", spec.source)
-    proc = children.spawn(argv, log=log, env=env, cwd=REPO_ROOT)
+    # From the source checkout: `python -m` puts the working directory first on the path.
+    proc = children.spawn(argv, log=log, env=env, cwd=spec.source)
     wait_for_port(listen, proc, f"the proxy ({spec.name})", log)
     time.sleep(0.2 * spec.processes)  # every worker listening
     if spec.loop == "uvloop" and "loop=uvloop" not in log.read_text(errors="replace"):

@@ -128,7 +128,9 @@ def running_proxy(args: argparse.Namespace) -> Iterator[Running]:
             argv += ["traffic_duplicator.proxy", "-l", str(listen)]
             argv += ["-r", f"127.0.0.1:{app_port}", "-d", sink.target]
             log = workdir / "proxy.log"
-            proc = children.spawn(argv, log=log, env=proxy_env(args.loop, args.source))
+            # From the source checkout: `python -m` puts it first on the path.
+            env = proxy_env(args.loop, args.source)
+            proc = children.spawn(argv, log=log, env=env, cwd=args.source)
             wait_for_port(listen, proc, "the proxy", log)
             session = proc.pid
         run_wrk(wrk, workdir, listen, WARMUP_REQUESTS, args)
