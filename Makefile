@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SHELL_SOURCES := bin/detect bin/compile bin/release bin/build bin/start-traffic-duplicator $(wildcard lib/*.sh) .ci/run $(wildcard scripts/*.sh) $(wildcard tests/fixtures/bin/*)
 
-.PHONY: all test lint typecheck shellcheck pytest demo bench system-packages bench-packages venv clean
+.PHONY: all test lint typecheck shellcheck pytest demo bench bench-syscalls bench-venv system-packages bench-packages venv clean
 
 all: test
 
@@ -15,7 +15,19 @@ system-packages:
 	@scripts/ensure-packages.sh shellcheck=shellcheck wrk=wrk curl=curl zstd=zstd
 
 bench-packages: system-packages
-	@scripts/ensure-packages.sh nginx=nginx-light
+	@scripts/ensure-packages.sh nginx=nginx-light strace=strace
+
+# The benchmarks' own virtualenv: the `bench` extra (matplotlib for the chart, uvloop at
+# the version the buildpack installs), so one interpreter runs the proxy on both loops.
+BENCH_VENV := .bench-venv
+BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
+
+$(BENCH_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet -e '.[bench]'
+	@touch $@
+
+bench-venv: $(BENCH_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,11 +55,14 @@ pytest: $(STAMP)
 demo: system-packages $(STAMP)
 	$(BIN)/python examples/demo.py
 
-bench: bench-packages $(STAMP)
-	$(BIN)/python bench/proxy.py
-	$(PYTHON) -m venv .bench-venv && .bench-venv/bin/pip install --quiet uvloop && \
-	  $(BIN)/python bench/proxy.py --python $(CURDIR)/.bench-venv/bin/python || echo "uvloop run skipped"
-	$(BIN)/python bench/replay.py
+bench: bench-packages $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python bench/proxy.py --python $(CURDIR)/$(BENCH_VENV)/bin/python --chart bench/proxy.png
+	$(BENCH_VENV)/bin/python bench/replay.py
+
+bench-syscalls: bench-packages $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python bench/syscalls.py --python $(CURDIR)/$(BENCH_VENV)/bin/python --loop asyncio
+	$(BENCH_VENV)/bin/python bench/syscalls.py --python $(CURDIR)/$(BENCH_VENV)/bin/python
+	$(BENCH_VENV)/bin/python bench/syscalls.py --proxy nginx-mirror
 
 clean:
-	rm -rf $(VENV) .bench-venv .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -32,7 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import common
-from proxy import BUILTIN_COMMAND, REQUESTS_PER_UNIT, ProxyUnderTest, SinkMirror, Target, settle
+from paths import PathSpec, RunningPath, start_path
+from proxy import settle
+from rounds import REQUESTS_PER_UNIT
+from targets import SinkMirror
 
 LOAD = common.Load(32, close=False)
 WARMUP_SECONDS = 1
@@ -43,9 +46,8 @@ class Variant:
     """One proxy under test and what its rounds measured."""
 
     name: str
-    proxy: ProxyUnderTest
+    proxy: RunningPath  # its mirror is the gor:// sink
     sink: SinkMirror
-    listen: int
     runs: list[common.WrkResult] = field(default_factory=list)
     cpu_per_unit: list[float] = field(default_factory=list)
     system_share: list[float] = field(default_factory=list)  # of the CPU, in the kernel
@@ -62,16 +64,17 @@ def _median(values: Sequence[float]) -> float:
 
 
 def start_variant(
-    name: str, extra: str, args: argparse.Namespace, children: common.Children, workdir: Path
+    name: str,
+    extra: Sequence[str],
+    args: argparse.Namespace,
+    children: common.Children,
+    workdir: Path,
 ) -> Variant:
-    options = argparse.Namespace(**vars(args))
-    options.proxy, options.profile = "builtin", None
-    options.proxy_cmd = BUILTIN_COMMAND + " --stats-interval 0" + extra
-    sink = SinkMirror(children, workdir, Target.GOR)
-    proxy = ProxyUnderTest(options, children, workdir)
-    listen = common.free_port()
-    proxy.start(listen, args.app_port, sink.target, name)
-    return Variant(name, proxy, sink, listen)
+    sink = SinkMirror(children, workdir, gor=True)
+    spec = PathSpec(name, "builtin", args.loop, python=args.python)
+    bench = argparse.Namespace(args=args, children=children, workdir=workdir)
+    proxy = start_path(bench, spec, sink, name, ["--stats-interval", "0", *extra])
+    return Variant(name, proxy, sink)
 
 
 def one_round(variant: Variant, app: common.Nginx, wrk: common.Wrk, seconds: int) -> None:
@@ -79,7 +82,7 @@ def one_round(variant: Variant, app: common.Nginx, wrk: common.Wrk, seconds: int
     assert count is not None
     served_before, messages_before = app.requests(), count()
     user0, system0 = common.cpu_seconds(variant.proxy.session)
-    result = wrk.run(variant.listen, LOAD, seconds)
+    result = wrk.run(variant.proxy.port, LOAD, seconds)
     served = app.requests() - served_before
     messages = settle(count, messages_before, 2 * served)
     user, system = common.cpu_seconds(variant.proxy.session)
@@ -134,22 +137,22 @@ def run(args: argparse.Namespace) -> int:
             wrk.script.write_text(common.WRK_REPORT + delay)
         load_before = os.getloadavg()
         variants = [
-            start_variant("off", "", args, children, workdir),
-            start_variant("--compare", " --compare", args, children, workdir),
+            start_variant("off", (), args, children, workdir),
+            start_variant("--compare", ("--compare",), args, children, workdir),
         ]
         for variant in variants:
-            wrk.run(variant.listen, LOAD, WARMUP_SECONDS)
+            wrk.run(variant.proxy.port, LOAD, WARMUP_SECONDS)
         for index in range(args.rounds):
             print(f"round {index + 1}/{args.rounds}", flush=True)
             for variant in variants if index % 2 == 0 else variants[::-1]:
                 one_round(variant, app, wrk, args.duration)
         load_after = os.getloadavg()
         for variant in variants:
-            variant.proxy.stop()
+            variant.proxy.stop()  # and its sink
+            assert variant.proxy.log is not None
             stats = common.logfmt_events(variant.proxy.log, "stats")
             keep = ("requests", "mirrored", "dropped", "compare_sent", "compare_dropped")
             variant.counters = {k: v for k, v in stats[-1].items() if k in keep} if stats else {}
-            variant.sink.stop()
         print()
         print(report(variants, args, load_before, load_after))
     return 0
@@ -186,7 +189,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="rounds (default 3)")
     parser.add_argument("--duration", type=int, default=3, help="seconds per wrk run (default 3)")
     parser.add_argument("--python", default=sys.executable, help="interpreter that runs the proxy")
-    parser.add_argument("--loop", choices=("auto", "asyncio"), default="auto")
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="asyncio")
     parser.add_argument(
         "--delay-ms",
         type=int,

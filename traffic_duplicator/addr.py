@@ -63,11 +63,15 @@ def has_ipv6() -> bool:
     return True
 
 
-def listen_socket(port: int, host: str = "", backlog: int = DEFAULT_BACKLOG) -> socket.socket:
+def listen_socket(
+    port: int, host: str = "", backlog: int = DEFAULT_BACKLOG, *, reuse_port: bool = False
+) -> socket.socket:
     """A listening, non-blocking socket.
 
     With no host it binds dual-stack `[::]` (IPv4 arrives v4-mapped) where the host has
     IPv6, because Heroku's Fir generation routes to `[::]:$PORT`; else `0.0.0.0`.
+    `reuse_port`: SO_REUSEPORT, so that several processes each bind their own socket to
+    the port and the kernel spreads new connections between them (Linux >= 3.9).
     """
     if host:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -79,6 +83,8 @@ def listen_socket(port: int, host: str = "", backlog: int = DEFAULT_BACKLOG) -> 
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6 and not host:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         sock.bind((bind_host, port))

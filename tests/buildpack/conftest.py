@@ -283,6 +283,8 @@ class Hooks:
             # A TMPDIR that does not exist makes any stray mktemp outside CACHE_DIR fail.
             "TMPDIR": str(self.tmp_path / "no-such-tmpdir"),
             "LANG": "C.UTF-8",
+            # No uvloop download in every build: tests/buildpack/test_uvloop.py turns it on.
+            "TRAFFIC_DUPLICATOR_UVLOOP": "0",
         }
         if stack is not None:
             env["STACK"] = stack

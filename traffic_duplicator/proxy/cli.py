@@ -7,6 +7,7 @@ argparse's multi-line usage text. `-h`/`--help` and `--version` print and exit 0
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -22,7 +23,9 @@ from traffic_duplicator.proxy.config import (
     DEFAULT_DRAIN_TIMEOUT,
     DEFAULT_MIRROR_BUFFER,
     DEFAULT_MIRROR_CONNECTIONS,
+    DEFAULT_PROCESSES,
     DEFAULT_STATS_INTERVAL,
+    MAX_PROCESSES,
     MirrorConfig,
     ProxyConfig,
     TargetKind,
@@ -34,6 +37,7 @@ GOR_SCHEME = "gor://"
 # A bare port in -r/-d means this host.
 DEFAULT_CONNECT_HOST = "127.0.0.1"
 MAX_MIRROR_CONNECTIONS = 64
+PROCESSES_ENV = "TRAFFIC_DUPLICATOR_PROXY_PROCESSES"
 
 
 class UsageError(UserError):
@@ -155,6 +159,15 @@ def _build_parser() -> _Parser:
         help="with --compare, body bytes kept per response; longer bodies travel cut, "
         "with their length and SHA-256 (default 64k, at most 16m)",
     )
+    parser.add_argument(
+        "--processes",
+        default=None,
+        metavar="N",
+        help=f"processes sharing the port (SO_REUSEPORT), each with its own mirror "
+        f"connections; default ${PROCESSES_ENV} or {DEFAULT_PROCESSES}",
+    )
+    # Internal: a worker started by the first process (proxy/workers.py).
+    parser.add_argument("--worker-fds", default=None, help=argparse.SUPPRESS)
     return parser
 
 
@@ -186,6 +199,18 @@ def _compare_body_limit(args: argparse.Namespace, targets: tuple[TargetSpec, ...
         raise UsageError(f"--compare-body-limit {exc}") from None
 
 
+def _processes(flag: str | None) -> int:
+    """--processes, else $TRAFFIC_DUPLICATOR_PROXY_PROCESSES, else the default."""
+    text, origin = flag, "--processes"
+    if text is None:
+        text, origin = os.environ.get(PROCESSES_ENV, "").strip(), PROCESSES_ENV
+        if not text:
+            return DEFAULT_PROCESSES
+    if not text.strip().isdigit() or not 1 <= int(text) <= MAX_PROCESSES:
+        raise UsageError(f"{origin} {text!r} is not a number from 1 to {MAX_PROCESSES}")
+    return int(text)
+
+
 def parse_args(argv: Sequence[str]) -> ProxyConfig:
     """Build the configuration from argv (without the program name); raise UserError."""
     args = _build_parser().parse_args(list(argv))
@@ -207,6 +232,7 @@ def parse_args(argv: Sequence[str]) -> ProxyConfig:
         )
     targets = parse_targets(args.duplex)
     return ProxyConfig(
+        processes=_processes(args.processes),
         listen=listen,
         relay=relay,
         targets=targets,
@@ -222,8 +248,14 @@ def parse_args(argv: Sequence[str]) -> ProxyConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, run until a signal, return the exit status."""
     log = EventLog(None)
+    words = sys.argv[1:] if argv is None else list(argv)
     try:
-        config = parse_args(sys.argv[1:] if argv is None else argv)
+        config = parse_args(words)
+        worker = _build_parser().parse_args(words).worker_fds
+        if worker is not None:
+            from traffic_duplicator.proxy.workers import run_worker
+
+            return run_worker(config, log, worker)
         from traffic_duplicator.proxy.server import run
 
         return run(config, log)

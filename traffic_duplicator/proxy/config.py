@@ -12,6 +12,9 @@ DEFAULT_MIRROR_BUFFER = 1024 * 1024  # bytes buffered per target before whole re
 DEFAULT_MIRROR_CONNECTIONS = 4  # persistent connections per target, shared by all clients
 DEFAULT_DRAIN_TIMEOUT = 25.0  # inside Heroku's 30 s between SIGTERM and SIGKILL
 DEFAULT_STATS_INTERVAL = 60.0
+# One process: a dyno's CPUs are shared with the app and the replayer (bench/README.md).
+DEFAULT_PROCESSES = 1
+MAX_PROCESSES = 16
 
 
 class TargetKind(enum.Enum):
@@ -55,3 +58,4 @@ class ProxyConfig:
     # --compare: production's responses go to the gor:// targets (GoReplay type 2).
     compare: bool = False
     compare_body_limit: int = DEFAULT_BODY_LIMIT  # body bytes kept per response
+    processes: int = DEFAULT_PROCESSES  # sharing the port with SO_REUSEPORT (workers.py)

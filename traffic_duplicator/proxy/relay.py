@@ -8,8 +8,16 @@ Client bytes go to the app first; the tap (mirroring) sees them afterwards.
 Half-close: a client EOF becomes an EOF to the app while the response keeps flowing; an
 app EOF or close flushes what is pending to the client, then closes it.
 
-Both asyncio and uvloop set TCP_NODELAY on every TCP transport, so small responses are
-not held back by Nagle's algorithm.
+Small writes are never held back by Nagle's algorithm: uvloop sets TCP_NODELAY on every
+TCP transport; under asyncio the client's socket inherits it from the listening socket
+(server.bind) and the app's is created so that asyncio sets it (connect.py).
+
+Per connection, the costs measured in bench/README.md ("Per connection") decide the
+shape: the loop is looked up once (asyncio.get_running_loop() makes a getpid() system
+call each time), and reading is not paused while the app connection opens. What the
+client sends meanwhile is kept, up to EARLY_LIMIT bytes, and only then paused: a pause
+and a resume cost two epoll updates on every connection, for a request that almost
+always fits in one read.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from typing import Any, cast
 
 from traffic_duplicator.http1 import RequestFramer
 from traffic_duplicator.logs import EventLog, RateLimitedLog
+from traffic_duplicator.proxy.connect import AppConnector
 from traffic_duplicator.proxy.counters import RelayCounters
 from traffic_duplicator.proxy.mirror import MirrorTarget
 from traffic_duplicator.proxy.responses import ResponseTracker
@@ -33,14 +42,16 @@ APP_CONNECT_RETRY_DELAY = 0.1
 # During a drain, a connection opened just before the signal gets this long to send a
 # request before it counts as idle.
 DRAIN_IDLE_GRACE = 1.0
+# Bytes a client may send before the app connection is up; then reading pauses.
+EARLY_LIMIT = 64 * 1024
 
 
 @dataclass
 class RelayContext:
-    """What every relay shares: where the app is, the mirrors, counters and logs."""
+    """What every relay shares: the loop, the app, the mirrors, counters and logs."""
 
-    app_host: str
-    app_port: int
+    loop: asyncio.AbstractEventLoop
+    app: AppConnector
     targets: tuple[MirrorTarget, ...]
     counters: RelayCounters
     errors: RateLimitedLog
@@ -82,6 +93,7 @@ class ClientSide(asyncio.Protocol):
         "context",
         "draining",
         "early",
+        "early_size",
         "eof",
         "framer",
         "tap",
@@ -109,27 +121,27 @@ class ClientSide(asyncio.Protocol):
         self.eof = False  # the client half-closed
         self.draining = False
         self.early: list[bytes] = []  # read before the app connection was up
+        self.early_size = 0
 
     # ---- client transport callbacks -------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not derive from asyncio.Transport; both have its methods.
         self.transport = cast(asyncio.Transport, transport)
-        # Reading stops until the app connection exists. uvloop ignores a pause before
-        # its first read, so data_received also holds (one read) and pauses then.
-        self.transport.pause_reading()
-        self.context.opened(self)
-        if self.context.verbose:
+        context = self.context
+        context.opened(self)
+        if context.verbose:
             peer = transport.get_extra_info("peername")
-            self.context.log.event(at="connection_opened", peer=str(peer[:2]) if peer else None)
-        self.connect_task = asyncio.get_running_loop().create_task(self._connect_app())
+            context.log.event(at="connection_opened", peer=str(peer[:2]) if peer else None)
+        self.connect_task = context.loop.create_task(self._connect_app())
 
     def data_received(self, data: bytes) -> None:
         app = self.app_transport
         if app is None:
             self.early.append(data)
-            if self.transport is not None:
-                self.transport.pause_reading()
+            self.early_size += len(data)
+            if self.early_size >= EARLY_LIMIT and self.transport is not None:
+                self.transport.pause_reading()  # resumed once the app is connected
             return
         app.write(data)
         tap = self.tap
@@ -181,13 +193,11 @@ class ClientSide(asyncio.Protocol):
 
     async def _connect_app(self) -> None:
         context = self.context
-        loop = asyncio.get_running_loop()
+        loop = context.loop
         deadline = loop.time() + APP_CONNECT_PATIENCE
         while True:
             try:
-                await loop.create_connection(
-                    lambda: AppSide(self), context.app_host, context.app_port
-                )
+                await context.app.connect(self._app_side)
                 return
             except OSError as exc:
                 retry = (
@@ -200,13 +210,16 @@ class ClientSide(asyncio.Protocol):
                     context.errors.event(
                         "relay",
                         at="relay_error",
-                        relay=f"{context.app_host}:{context.app_port}",
+                        relay=f"{context.app.host}:{context.app.port}",
                         error=exc.strerror or type(exc).__name__,
                     )
                     if self.transport is not None:
                         self.transport.close()
                     return
             await asyncio.sleep(APP_CONNECT_RETRY_DELAY)
+
+    def _app_side(self) -> AppSide:
+        return AppSide(self)
 
     def app_connected(self, app: AppSide, transport: asyncio.Transport) -> None:
         self.connect_task = None
@@ -222,13 +235,14 @@ class ClientSide(asyncio.Protocol):
             self.early = []
             for data in early:
                 self.data_received(data)
+            if self.early_size >= EARLY_LIMIT:
+                client.resume_reading()
+            self.early_size = 0
         if self.eof:
             self.eof = False
             self.eof_received()  # now that the app can be told
-        else:
-            client.resume_reading()
         if self.draining:
-            asyncio.get_running_loop().call_later(DRAIN_IDLE_GRACE, self._close_if_idle)
+            self.context.loop.call_later(DRAIN_IDLE_GRACE, self._close_if_idle)
 
     def app_closed(self) -> None:
         """The app closed or half-closed: flush to the client, then close it."""

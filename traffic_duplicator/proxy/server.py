@@ -14,6 +14,7 @@ from traffic_duplicator.addr import DEFAULT_BACKLOG, Address, listen_socket
 from traffic_duplicator.errors import UserError
 from traffic_duplicator.logs import EventLog, RateLimitedLog
 from traffic_duplicator.proxy.config import ProxyConfig, TargetKind, TargetSpec
+from traffic_duplicator.proxy.connect import AppConnector
 from traffic_duplicator.proxy.counters import RelayCounters, stats_lines
 from traffic_duplicator.proxy.mirror import MirrorTarget
 from traffic_duplicator.proxy.relay import ClientSide, RelayContext
@@ -51,7 +52,7 @@ def _target_class(spec: TargetSpec, config: ProxyConfig) -> type[MirrorTarget]:
 class ProxyServer:
     """Accepts client connections and runs until a signal, then shuts down in order."""
 
-    def __init__(self, config: ProxyConfig, log: EventLog) -> None:
+    def __init__(self, config: ProxyConfig, log: EventLog, loop: asyncio.AbstractEventLoop) -> None:
         self.config = config
         self.log = log
         self.counters = RelayCounters()
@@ -68,8 +69,8 @@ class ProxyServer:
             for spec in config.targets
         )
         self.context = RelayContext(
-            app_host=resolve(config.relay),
-            app_port=config.relay.port,
+            loop=loop,
+            app=AppConnector(loop, resolve(config.relay), config.relay.port),
             targets=self.targets,
             counters=self.counters,
             errors=errors,
@@ -92,10 +93,12 @@ class ProxyServer:
             await asyncio.sleep(interval)
             self.log_stats()
 
-    async def serve(self, sock: socket.socket) -> int:
+    async def serve(self, sock: socket.socket, signals: ShutdownSignals | None = None) -> int:
+        """Serve until a signal; `signals`: already wired (a worker's, by its parent)."""
         loop = asyncio.get_running_loop()
-        signals = ShutdownSignals()
-        signals.install(loop)
+        if signals is None:
+            signals = ShutdownSignals()
+            signals.install(loop)
         server = await loop.create_server(
             lambda: ClientSide(self.context), sock=sock, backlog=DEFAULT_BACKLOG
         )
@@ -152,10 +155,29 @@ class ListenError(UserError):
     """The listening port cannot be bound for another reason than being in use."""
 
 
-def run(config: ProxyConfig, log: EventLog) -> int:
-    """Bind (a port in use raises PortInUseError before anything starts), then serve."""
+def bind(config: ProxyConfig, *, reuse_port: bool = False) -> socket.socket:
+    """The listening socket; a port in use raises PortInUseError before anything starts.
+
+    TCP_NODELAY is set once here: accepted sockets inherit it (Linux), and asyncio's
+    transports do not set it on them (their protocol number is 0), so without it a
+    response relayed in several writes could wait for the client's delayed ACK.
+    """
     try:
-        sock = listen_socket(config.listen.port, config.listen.host)
+        sock = listen_socket(config.listen.port, config.listen.host, reuse_port=reuse_port)
     except OSError as exc:  # e.g. a port below 1024 without the privilege
         raise ListenError(f"cannot listen on port {config.listen.port}: {exc.strerror}") from None
-    return loops.run(ProxyServer(config, log).serve(sock))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def run(config: ProxyConfig, log: EventLog) -> int:
+    """Bind, then serve; with --processes N, as the first of N processes (workers.py)."""
+    if config.processes > 1:
+        from traffic_duplicator.proxy.workers import run_group
+
+        return run_group(config, log)
+    return loops.run(_serve(config, log, bind(config)))
+
+
+async def _serve(config: ProxyConfig, log: EventLog, sock: socket.socket) -> int:
+    return await ProxyServer(config, log, asyncio.get_running_loop()).serve(sock)
