@@ -9,15 +9,12 @@ Half-close: a client EOF becomes an EOF to the app while the response keeps flow
 app EOF or close flushes what is pending to the client, then closes it.
 
 Small writes are never held back by Nagle's algorithm: uvloop sets TCP_NODELAY on every
-TCP transport; under asyncio the client's socket inherits it from the listening socket
-(server.bind) and the app's is created so that asyncio sets it (connect.py).
+TCP transport; asyncio sets it on the app's socket, and the client's inherits it from the
+listening socket (server.bind).
 
-Per connection, the costs measured in bench/README.md ("Per connection") decide the
-shape: the loop is looked up once (asyncio.get_running_loop() makes a getpid() system
-call each time), and reading is not paused while the app connection opens. What the
-client sends meanwhile is kept, up to EARLY_LIMIT bytes, and only then paused: a pause
-and a resume cost two epoll updates on every connection, for a request that almost
-always fits in one read.
+The loop is looked up once, in the context: asyncio.get_running_loop() makes a getpid()
+system call on every call before Python 3.12. Other per-connection changes were measured
+and not kept (bench/README.md, "Per connection: what was tried").
 """
 
 from __future__ import annotations
@@ -29,7 +26,6 @@ from typing import Any, cast
 
 from traffic_duplicator.http1 import RequestFramer
 from traffic_duplicator.logs import EventLog, RateLimitedLog
-from traffic_duplicator.proxy.connect import AppConnector
 from traffic_duplicator.proxy.counters import RelayCounters
 from traffic_duplicator.proxy.mirror import MirrorTarget
 from traffic_duplicator.proxy.responses import ResponseTracker
@@ -42,16 +38,15 @@ APP_CONNECT_RETRY_DELAY = 0.1
 # During a drain, a connection opened just before the signal gets this long to send a
 # request before it counts as idle.
 DRAIN_IDLE_GRACE = 1.0
-# Bytes a client may send before the app connection is up; then reading pauses.
-EARLY_LIMIT = 64 * 1024
 
 
 @dataclass
 class RelayContext:
-    """What every relay shares: the loop, the app, the mirrors, counters and logs."""
+    """What every relay shares: the loop, where the app is, the mirrors, counters and logs."""
 
     loop: asyncio.AbstractEventLoop
-    app: AppConnector
+    app_host: str
+    app_port: int
     targets: tuple[MirrorTarget, ...]
     counters: RelayCounters
     errors: RateLimitedLog
@@ -93,7 +88,6 @@ class ClientSide(asyncio.Protocol):
         "context",
         "draining",
         "early",
-        "early_size",
         "eof",
         "framer",
         "tap",
@@ -121,27 +115,27 @@ class ClientSide(asyncio.Protocol):
         self.eof = False  # the client half-closed
         self.draining = False
         self.early: list[bytes] = []  # read before the app connection was up
-        self.early_size = 0
 
     # ---- client transport callbacks -------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not derive from asyncio.Transport; both have its methods.
         self.transport = cast(asyncio.Transport, transport)
-        context = self.context
-        context.opened(self)
-        if context.verbose:
+        # Reading stops until the app connection exists. uvloop ignores a pause before
+        # its first read, so data_received also holds (one read) and pauses then.
+        self.transport.pause_reading()
+        self.context.opened(self)
+        if self.context.verbose:
             peer = transport.get_extra_info("peername")
-            context.log.event(at="connection_opened", peer=str(peer[:2]) if peer else None)
-        self.connect_task = context.loop.create_task(self._connect_app())
+            self.context.log.event(at="connection_opened", peer=str(peer[:2]) if peer else None)
+        self.connect_task = self.context.loop.create_task(self._connect_app())
 
     def data_received(self, data: bytes) -> None:
         app = self.app_transport
         if app is None:
             self.early.append(data)
-            self.early_size += len(data)
-            if self.early_size >= EARLY_LIMIT and self.transport is not None:
-                self.transport.pause_reading()  # resumed once the app is connected
+            if self.transport is not None:
+                self.transport.pause_reading()
             return
         app.write(data)
         tap = self.tap
@@ -197,7 +191,9 @@ class ClientSide(asyncio.Protocol):
         deadline = loop.time() + APP_CONNECT_PATIENCE
         while True:
             try:
-                await context.app.connect(self._app_side)
+                await loop.create_connection(
+                    lambda: AppSide(self), context.app_host, context.app_port
+                )
                 return
             except OSError as exc:
                 retry = (
@@ -210,16 +206,13 @@ class ClientSide(asyncio.Protocol):
                     context.errors.event(
                         "relay",
                         at="relay_error",
-                        relay=f"{context.app.host}:{context.app.port}",
+                        relay=f"{context.app_host}:{context.app_port}",
                         error=exc.strerror or type(exc).__name__,
                     )
                     if self.transport is not None:
                         self.transport.close()
                     return
             await asyncio.sleep(APP_CONNECT_RETRY_DELAY)
-
-    def _app_side(self) -> AppSide:
-        return AppSide(self)
 
     def app_connected(self, app: AppSide, transport: asyncio.Transport) -> None:
         self.connect_task = None
@@ -235,12 +228,11 @@ class ClientSide(asyncio.Protocol):
             self.early = []
             for data in early:
                 self.data_received(data)
-            if self.early_size >= EARLY_LIMIT:
-                client.resume_reading()
-            self.early_size = 0
         if self.eof:
             self.eof = False
             self.eof_received()  # now that the app can be told
+        else:
+            client.resume_reading()
         if self.draining:
             self.context.loop.call_later(DRAIN_IDLE_GRACE, self._close_if_idle)
 

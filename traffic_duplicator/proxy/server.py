@@ -14,7 +14,6 @@ from traffic_duplicator.addr import DEFAULT_BACKLOG, Address, listen_socket
 from traffic_duplicator.errors import UserError
 from traffic_duplicator.logs import EventLog, RateLimitedLog
 from traffic_duplicator.proxy.config import ProxyConfig, TargetKind, TargetSpec
-from traffic_duplicator.proxy.connect import AppConnector
 from traffic_duplicator.proxy.counters import RelayCounters, stats_lines
 from traffic_duplicator.proxy.mirror import MirrorTarget
 from traffic_duplicator.proxy.relay import ClientSide, RelayContext
@@ -70,7 +69,8 @@ class ProxyServer:
         )
         self.context = RelayContext(
             loop=loop,
-            app=AppConnector(loop, resolve(config.relay), config.relay.port),
+            app_host=resolve(config.relay),
+            app_port=config.relay.port,
             targets=self.targets,
             counters=self.counters,
             errors=errors,
