@@ -357,3 +357,5 @@ def test_close_cancels_attempts_and_closes_or_aborts_connections() -> None:
     # A flushed connection gets a FIN; one still holding bytes is reset.
     assert sorted(t.take()) == ["abort 2", "cancel 3", "close 1"]
     assert t.advance(60.0) == []  # no watchdog left running
+    # /c never left: counted dropped, so mirrored + dropped + failed is every request.
+    assert t.counts() == (2, 1, 0)

@@ -491,6 +491,9 @@ class MirrorTarget:
             conn.discard()
             transport = conn.transport
             if transport is None:
+                # Still connecting: its queued requests never go out (counted, as all are).
+                self.counters.dropped += conn.queued
+                conn.queued = 0
                 if conn.attempt is not None:
                     conn.attempt.cancel()
             elif transport.get_write_buffer_size():
