@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rounds import ScenarioResult, median
 
-COLORS = {"nginx": "#888888", "asyncio": "#4c72b0", "uvloop": "#dd8452"}
+COLORS = {"nginx": "#888888", "nginx-fresh": "#c8c8c8", "asyncio": "#4c72b0", "uvloop": "#dd8452"}
 
 
 def _color(name: str) -> str:

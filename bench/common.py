@@ -275,7 +275,8 @@ SERVER_OK = """\
   }}
 """
 
-# nginx as a mirroring reverse proxy: the issue's reference point, not byte-exact.
+# nginx as a mirroring reverse proxy: the issue's reference point, not byte-exact. Its
+# keep-alive pool rewrites a client's `Connection: close` and reuses app connections.
 SERVER_MIRROR = """\
   upstream app {{ server 127.0.0.1:{app_port}; keepalive 64; }}
   upstream copy {{ server 127.0.0.1:{mirror_port}; keepalive 64; }}
@@ -295,6 +296,18 @@ SERVER_MIRROR = """\
     }}
   }}
 """
+# The same with proxy_pass's defaults towards the app (HTTP/1.0, `Connection: close`, no
+# pool): a new app connection for every request, the work a byte-exact relay of a client's
+# `Connection: close` request has to do. The copies keep their pool, like the built-in
+# proxy's one gor:// connection.
+_APP_KEEPALIVE = """\
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass http://app;
+"""
+SERVER_MIRROR_FRESH = SERVER_MIRROR.replace("{app_port}; keepalive 64;", "{app_port};").replace(
+    _APP_KEEPALIVE, "      proxy_pass http://app;\n"
+)
 
 
 class Nginx:

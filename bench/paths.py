@@ -15,6 +15,7 @@ from typing import Any
 from common import (
     REPO_ROOT,
     SERVER_MIRROR,
+    SERVER_MIRROR_FRESH,
     BenchError,
     Load,
     Nginx,
@@ -87,10 +88,11 @@ SCENARIOS = {
 
 @dataclass(frozen=True)
 class PathSpec:
-    """`direct`, `nginx`, or the built-in proxy: `asyncio`/`uvloop`[:PROCESSES][@SOURCE]."""
+    """`direct`, `nginx`, `nginx-fresh`, `floor`, or the built-in proxy:
+    `asyncio`/`uvloop`[:PROCESSES][@SOURCE]."""
 
     name: str
-    kind: str  # direct | nginx | builtin
+    kind: str  # direct | nginx | nginx-fresh | floor | builtin
     loop: str = ""  # asyncio | uvloop
     processes: int = 1
     source: Path = REPO_ROOT
@@ -101,12 +103,21 @@ class PathSpec:
         name = word.strip()
         base, _, source = name.partition("@")
         loop, _, count = base.partition(":")
-        if loop in ("direct", "nginx") and not count and not source:
+        if loop in ("direct", "nginx", "nginx-fresh") and not count and not source:
             return cls(name, loop)
+        if loop == "floor" and not count and not source:
+            return cls(name, loop, "uvloop", python=python)
         if loop not in ("asyncio", "uvloop") or (count and not count.isdigit()):
-            raise ValueError(f"unknown path {word!r}: direct, nginx, asyncio[:N][@DIR], uvloop…")
+            raise ValueError(
+                f"unknown path {word!r}: direct, nginx, nginx-fresh, floor, asyncio[:N][@DIR],"
+                " uvloop[:N][@DIR]"
+            )
         where = Path(source).resolve() if source else REPO_ROOT
         return cls(name, "builtin", loop, int(count or 1), where, python)
+
+    @property
+    def nginx(self) -> bool:
+        return self.kind in ("nginx", "nginx-fresh")
 
     @property
     def describe(self) -> str:
@@ -114,6 +125,10 @@ class PathSpec:
             return "wrk to the app"
         if self.kind == "nginx":
             return "nginx `mirror` + `proxy_pass`, keep-alive upstreams, 1 worker"
+        if self.kind == "nginx-fresh":
+            return "the same nginx, a new app connection per request (proxy_pass's default)"
+        if self.kind == "floor":
+            return "bench/floor.py: a bare relay on asyncio protocols, no mirror (the floor)"
         text = f"built-in on {self.loop}"
         if self.processes > 1:
             text += f", --processes {self.processes}"
@@ -122,7 +137,7 @@ class PathSpec:
         return text
 
     def usable(self, args: argparse.Namespace) -> bool:
-        if self.kind == "builtin" and self.loop == "uvloop":
+        if self.kind in ("builtin", "floor") and self.loop == "uvloop":
             probe = command_output([self.python, "-c", "import uvloop"])
             if probe:
                 print(f"skipping path {self.name}: {self.python} cannot import uvloop")
@@ -193,11 +208,14 @@ def start_path(
     args, children, workdir = bench.args, bench.children, bench.workdir
     if spec.kind == "direct":
         return RunningPath(spec, args.app_port, None, 0, lambda: None)
+    if spec.kind == "floor":
+        return _start_floor(bench, spec, label)
     assert mirror is not None
     listen = free_port()
-    if spec.kind == "nginx":
+    if spec.nginx:
         mirror_port = mirror.target.rsplit(":", 1)[1]
-        server = SERVER_MIRROR.format(port=listen, app_port=args.app_port, mirror_port=mirror_port)
+        config = SERVER_MIRROR if spec.kind == "nginx" else SERVER_MIRROR_FRESH
+        server = config.format(port=listen, app_port=args.app_port, mirror_port=mirror_port)
         nginx = Nginx(children, workdir, f"proxy-{label}-{listen}", server)
         return RunningPath(spec, listen, mirror, nginx.session, lambda: children.stop(nginx.proc))
     argv = [
@@ -221,3 +239,16 @@ def start_path(
     if spec.loop == "uvloop" and "loop=uvloop" not in log.read_text(errors="replace"):
         raise BenchError(f"path {spec.name}: the proxy did not start on uvloop ({log})")
     return RunningPath(spec, listen, mirror, proc.pid, lambda: children.stop(proc), log=log)
+
+
+def _start_floor(bench: Any, spec: PathSpec, label: str) -> RunningPath:
+    """bench/floor.py in front of the app, on uvloop; it mirrors nothing."""
+    listen = free_port()
+    argv = [spec.python, str(REPO_ROOT / "bench" / "floor.py"), str(listen)]
+    argv.append(f"127.0.0.1:{bench.args.app_port}")
+    log = bench.workdir / f"floor-{label}.log"
+    proc = bench.children.spawn(argv, log=log)
+    wait_for_port(listen, proc, "the floor relay", log)
+    if "loop=uvloop" not in log.read_text(errors="replace"):
+        raise BenchError(f"path floor: the relay did not start on uvloop ({log})")
+    return RunningPath(spec, listen, None, proc.pid, lambda: bench.children.stop(proc), log=log)

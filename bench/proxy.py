@@ -78,7 +78,7 @@ def mirror_for(bench: Bench, scenario: Scenario, spec: PathSpec) -> Mirror:
     """The mirror target a path gets in a scenario. nginx copies raw HTTP only, so it
     mirrors to the raw nginx target whatever the scenario's framing."""
     kind = scenario.mirror
-    if kind is Target.HTTP or (spec.kind == "nginx" and kind is Target.GOR):
+    if kind is Target.HTTP or (spec.nginx and kind is Target.GOR):
         port = bench.args.mirror_port
         return Mirror(f"127.0.0.1:{port}", bench.http_mirror.requests, lambda: None)
     if kind is Target.DOWN:
@@ -108,9 +108,12 @@ def run_scenario(bench: Bench, scenario: Scenario) -> ScenarioResult:
     paths: list[RunningPath] = []
     try:
         for spec in bench.args.path_specs:
-            if spec.kind == "nginx" and not scenario.nginx_can:
+            if spec.nginx and not scenario.nginx_can:
                 continue
-            mirror = None if spec.kind == "direct" else mirror_for(bench, scenario, spec)
+            if spec.kind == "nginx-fresh" and not scenario.load.close:
+                print(f"  {spec.name} skipped: it differs from nginx only for Connection: close")
+                continue
+            mirror = None if spec.kind in ("direct", "floor") else mirror_for(bench, scenario, spec)
             path = start_path(bench, spec, mirror, scenario.name)
             paths.append(path)
             if spec.kind != "direct":
@@ -181,7 +184,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--paths",
         default=",".join(DEFAULT_PATHS),
-        help="comma-separated, from direct, nginx, asyncio, uvloop; PATH:N runs the built-in"
+        help="comma-separated, from direct, nginx, nginx-fresh (a new app connection per"
+        " request), floor (bench/floor.py), asyncio, uvloop; PATH:N runs the built-in"
         " proxy with --processes N, PATH@DIR the package from another checkout"
         " (default %(default)s)",
     )

@@ -1,7 +1,8 @@
 """System calls per proxied request, counted with `strace -c -f`.
 
     python bench/syscalls.py [--requests N] [--connections C] [--keep-alive]
-                             [--proxy builtin|nginx-mirror] [--python PY] [--loop asyncio]
+                             [--proxy builtin|nginx-mirror|nginx-fresh] [--python PY]
+                             [--loop asyncio]
 
 The app is a local nginx (`return 200 "ok"`). The built-in proxy mirrors with gor://
 framing to bench/sink.py (the wrapper's default hop); nginx `mirror` copies raw HTTP to a
@@ -30,6 +31,7 @@ from pathlib import Path
 from common import (
     REPO_ROOT,
     SERVER_MIRROR,
+    SERVER_MIRROR_FRESH,
     SERVER_OK,
     BenchError,
     Children,
@@ -117,10 +119,12 @@ def running_proxy(args: argparse.Namespace) -> Iterator[Running]:
         workdir = Path(tmp)
         app_port, listen = free_port(), free_port()
         app = Nginx(children, workdir, "app", SERVER_OK.format(port=app_port))
-        if args.proxy == "nginx-mirror":
+        nginx = args.proxy.startswith("nginx")
+        if nginx:
             mirror_port = free_port()
             Nginx(children, workdir, "mirror", SERVER_OK.format(port=mirror_port))
-            server = SERVER_MIRROR.format(port=listen, app_port=app_port, mirror_port=mirror_port)
+            config = SERVER_MIRROR if args.proxy == "nginx-mirror" else SERVER_MIRROR_FRESH
+            server = config.format(port=listen, app_port=app_port, mirror_port=mirror_port)
             session = Nginx(children, workdir, "proxy", server).session
         else:
             sink = SinkMirror(children, workdir, gor=True)
@@ -135,7 +139,7 @@ def running_proxy(args: argparse.Namespace) -> Iterator[Running]:
             session = proc.pid
         run_wrk(wrk, workdir, listen, WARMUP_REQUESTS, args)
         time.sleep(0.5)
-        yield Running(listen, proxy_pid(session, args.proxy == "nginx-mirror"), app, workdir, wrk)
+        yield Running(listen, proxy_pid(session, nginx), app, workdir, wrk)
 
 
 def count(args: argparse.Namespace) -> tuple[dict[str, int], int]:
@@ -169,7 +173,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--keep-alive", action="store_true")
-    parser.add_argument("--proxy", choices=("builtin", "nginx-mirror"), default="builtin")
+    # nginx-fresh: nginx mirror with a new app connection per request (see common.py).
+    parser.add_argument(
+        "--proxy", choices=("builtin", "nginx-mirror", "nginx-fresh"), default="builtin"
+    )
     parser.add_argument("--python", default=sys.executable)
     parser.add_argument("--loop", choices=("auto", "asyncio"), default="auto")
     add_source_option(parser)
@@ -182,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not served:
         print("bench/syscalls.py: the app served nothing", file=sys.stderr)
         return 1
-    what = "nginx mirror" if args.proxy == "nginx-mirror" else f"built-in ({args.loop})"
+    what = args.proxy.replace("-", " ") if args.proxy != "builtin" else f"built-in ({args.loop})"
     print(report(counts, served, what))
     return 0
 
