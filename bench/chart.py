@@ -59,9 +59,11 @@ def draw(results: Sequence[ScenarioResult], out: Path, subtitle: str) -> str:
         axis.set_xticks(range(len(results)), [res.name for res in results])
         axis.set_title(title, fontsize=9)
         axis.grid(axis="y", alpha=0.3)
-    speed.legend(fontsize=8)
+    # Under the plots, where it cannot hide a bar.
+    handles, labels = speed.get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=len(names), fontsize=8, frameon=False)
     figure.suptitle(f"tee proxy vs nginx mirror, 2 vCPU, medians of {subtitle}", fontsize=10)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.07, 1, 1))
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out)
     plt.close(figure)

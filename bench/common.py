@@ -110,6 +110,12 @@ def cleanup_on_exit(children: Children) -> Iterator[None]:
                 signal.signal(sig, handler)
 
 
+def interpreter(python: str) -> str:
+    """`python` as given, or absolute when it is a path: the proxy may run from another
+    checkout (PATH@DIR, --source), in that directory."""
+    return os.path.abspath(python) if os.sep in python else python
+
+
 def free_port() -> int:
     """A port that was free on 127.0.0.1 a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -30,6 +30,7 @@ from common import (
     Wrk,
     cleanup_on_exit,
     free_port,
+    interpreter,
     machine_busy,
     machine_lines,
     markdown_table,
@@ -197,6 +198,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--chart", help="also draw the table as a PNG (needs matplotlib)")
     parser.add_argument("--json", help="also write every round's numbers to this file")
     args = parser.parse_args(argv)
+    args.python = interpreter(args.python)
     args.rounds = args.rounds or (2 if args.quick else 3)
     args.duration = args.duration or (2 if args.quick else 5)
     names = [n.strip() for n in args.scenarios.split(",") if n.strip()]

@@ -38,6 +38,7 @@ from common import (
     Nginx,
     cleanup_on_exit,
     free_port,
+    interpreter,
     require_tool,
     session_pids,
     wait_for_port,
@@ -181,6 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--loop", choices=("auto", "asyncio"), default="auto")
     add_source_option(parser)
     args = parser.parse_args(argv)
+    args.python = interpreter(args.python)
     try:
         counts, served = count(args)
     except (BenchError, subprocess.SubprocessError) as exc:

@@ -25,7 +25,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from common import cpu_seconds, require_tool
+from common import cpu_seconds, interpreter, require_tool
 from syscalls import add_source_option, running_proxy
 
 SAMPLE_HZ = "299"
@@ -119,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=30, help="buckets shown (default 30)")
     add_source_option(parser)
     args = parser.parse_args(argv)
+    args.python = interpreter(args.python)
     args.proxy, args.requests = "builtin", 0
     probe = [args.python, "-c", "import sys; print(sys.version_info >= (3, 12))"]
     modern = subprocess.run(probe, capture_output=True, text=True, check=True).stdout.strip()
