@@ -11,20 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.proxy.servers import AppServer, Client, Response, proxy
+from tests.proxy.servers import CORES, AppServer, Client, Response, proxy
 from tests.support import RecordingServer, engine_argv, free_port, python_env, wait_until
 from traffic_duplicator.addr import has_ipv6
 
 EXIT_WAIT = 15.0
 
 
+@pytest.mark.parametrize("core", CORES)
 def test_sigterm_closes_idle_connections_at_once_and_lets_in_flight_ones_finish(
-    tmp_path: Path,
+    tmp_path: Path, core: str
 ) -> None:
     with (
         AppServer() as app,
         RecordingServer() as mirror,
-        proxy(tmp_path, app.port, f"127.0.0.1:{mirror.port}") as front,
+        proxy(tmp_path, app.port, f"127.0.0.1:{mirror.port}", core=core) as front,
     ):
         idle = Client(front.port)
         assert idle.request("GET", "/idle").status == 200
@@ -61,10 +62,11 @@ def _refused(port: int) -> bool:
     return False
 
 
-def test_the_drain_timeout_cuts_an_exchange_that_takes_too_long(tmp_path: Path) -> None:
+@pytest.mark.parametrize("core", CORES)
+def test_the_drain_timeout_cuts_an_exchange_that_takes_too_long(tmp_path: Path, core: str) -> None:
     with (
         AppServer() as app,
-        proxy(tmp_path, app.port, args=("--drain-timeout", "0.5")) as front,
+        proxy(tmp_path, app.port, args=("--drain-timeout", "0.5"), core=core) as front,
         Client(front.port) as client,
     ):
         # The app would take a minute: the proxy exits within EXIT_WAIT only if the drain
@@ -137,9 +139,10 @@ def test_listens_dual_stack(tmp_path: Path) -> None:
     assert "address=[::]:" in front.log()
 
 
-def test_the_app_is_awaited_briefly_at_start(tmp_path: Path) -> None:
+@pytest.mark.parametrize("core", CORES)
+def test_the_app_is_awaited_briefly_at_start(tmp_path: Path, core: str) -> None:
     app_port = free_port()
-    with proxy(tmp_path, app_port) as front, Client(front.port) as client:
+    with proxy(tmp_path, app_port, core=core) as front, Client(front.port) as client:
         client.send(b"GET /early HTTP/1.1\r\nHost: a\r\n\r\n")
         time.sleep(0.3)  # the app is still starting
         with AppServer(port=app_port):
