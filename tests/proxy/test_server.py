@@ -14,6 +14,7 @@ import pytest
 from tests.proxy.servers import CORES, AppServer, Client, Response, proxy
 from tests.support import RecordingServer, engine_argv, free_port, python_env, wait_until
 from traffic_duplicator.addr import has_ipv6
+from traffic_duplicator.proxy.cli import EPOLL_ENV
 
 EXIT_WAIT = 15.0
 
@@ -116,18 +117,30 @@ def test_a_port_in_use_exits_2_with_one_line_naming_it() -> None:
     assert f"port {port} is already in use" in lines[0]
 
 
-def test_a_bad_flag_exits_2_with_one_line() -> None:
+@pytest.mark.parametrize(
+    ("extra", "env", "line"),
+    [
+        (["-x"], {}, 'at=error error="unrecognized arguments: -x (see --help)"'),
+        (
+            [],
+            {EPOLL_ENV: "maybe"},
+            f"at=error error=\"{EPOLL_ENV}='maybe' is not understood; use 0, false, no or off "
+            'to relay on asyncio protocols (1, true, yes, on or unset keep the epoll core)"',
+        ),
+    ],
+)
+def test_a_bad_flag_or_config_var_exits_2_with_one_line(
+    extra: list[str], env: dict[str, str], line: str
+) -> None:
     result = subprocess.run(
-        engine_argv("traffic_duplicator.proxy", "-l", "5000", "-r", "127.0.0.1:5001", "-x"),
-        env=python_env(),
+        engine_argv("traffic_duplicator.proxy", "-l", "5000", "-r", "127.0.0.1:5001", *extra),
+        env=python_env(**env),
         capture_output=True,
         check=False,
         timeout=30,
     )
     assert result.returncode == 2
-    assert result.stderr.decode().splitlines() == [
-        'at=error error="unrecognized arguments: -x (see --help)"'
-    ]
+    assert result.stderr.decode().splitlines() == [line]
 
 
 @pytest.mark.skipif(not has_ipv6(), reason="no IPv6 on this host")

@@ -212,16 +212,11 @@ def _processes(flag: str | None) -> int:
     return int(text)
 
 
-def _epoll() -> bool:
-    """$TRAFFIC_DUPLICATOR_EPOLL: the epoll core (on, the default) or asyncio protocols."""
-    raw = os.environ.get(EPOLL_ENV, "")
-    enabled = configvars.switch(raw, default=True)
-    if enabled is None:
-        raise UsageError(
-            f"{EPOLL_ENV}={raw!r} is not understood; use 0, false, no or off to relay on "
-            "asyncio protocols (1, true, yes, on or unset keep the epoll core)"
-        )
-    return enabled
+def _bad_epoll(raw: str) -> UsageError:
+    return UsageError(
+        f"{EPOLL_ENV}={raw!r} is not understood; use 0, false, no or off to relay on "
+        "asyncio protocols (1, true, yes, on or unset keep the epoll core)"
+    )
 
 
 def parse_args(argv: Sequence[str]) -> ProxyConfig:
@@ -246,7 +241,8 @@ def parse_args(argv: Sequence[str]) -> ProxyConfig:
     targets = parse_targets(args.duplex)
     return ProxyConfig(
         processes=_processes(args.processes),
-        epoll=_epoll(),
+        # The epoll core (on, the default) or asyncio protocols (poller.py).
+        epoll=configvars.read_switch(os.environ, EPOLL_ENV, True, _bad_epoll),
         listen=listen,
         relay=relay,
         targets=targets,
