@@ -31,15 +31,16 @@ def app() -> Iterator[AppServer]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def mirror() -> Iterator[RecordingServer]:
-    with RecordingServer() as server:
-        yield server
-
-
 @pytest.fixture(scope="module", params=CORES)
 def core(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def mirror(core: str) -> Iterator[RecordingServer]:
+    # One per core: the tests count the copies they made.
+    with RecordingServer() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
