@@ -5,8 +5,8 @@ Two cores move the bytes: `epoll` (raw non-blocking sockets, `rawpair` and `poll
 state and every decision that does not depend on how bytes move: what the tap and the
 tracker see, when the pair is idle, what a drain, a client EOF or an app EOF does, when a
 refused app connection is retried, and the counters and verbose events. A core supplies
-four moves: `close` (flush, then close both sides), `abort` (close both now),
-`_eof_to_app` (half-close towards the app) and `_cancel_connect`.
+three moves: `close` (flush, then close both sides), `abort` (close both now) and
+`_eof_to_app` (half-close towards the app), and calls the rest as bytes and ends arrive.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class Pair:
         self.eof = False  # the client half-closed
         self.draining = False
 
-    # ---- what the core moves are: the moves themselves --------------------------------
+    # ---- the moves each core makes its own way ----------------------------------------
 
     def close(self) -> None:
         """Close both sides after flushing what each has pending."""

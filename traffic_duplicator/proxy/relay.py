@@ -1,8 +1,9 @@
-"""The `protocols` core: one client/app pair on asyncio transports (relay.py's fallback role).
+"""The `protocols` core: one client connection and its app connection on asyncio transports.
 
-This is the relay where `select.epoll` does not exist (macOS) or the epoll core is turned
-off (TRAFFIC_DUPLICATOR_EPOLL=0); `rawpair` is the default on Linux. The decisions are
-`pair.Pair`'s, shared with the epoll core; this module only moves bytes with transports.
+It relays where `select.epoll` does not exist (macOS), where the epoll core is turned off
+(TRAFFIC_DUPLICATOR_EPOLL=0), or where the app's address is a name looked up per
+connection; on Linux the `epoll` core (poller.py, rawpair.py) is the default. The
+decisions are `pair.Pair`'s, shared with the epoll core: this module only moves bytes.
 
 Backpressure is symmetric: when one side's transport holds too many unsent bytes, the
 other side stops reading until it drains (uvicorn's flow control, both ways), so a slow
