@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.proxy.servers import CORES, AppServer, Client, pattern_bytes, proxy
-from tests.support import engine_argv, free_port, python_env, wait_until
+from tests.support import ThreadedServer, engine_argv, free_port, python_env, wait_until
 from traffic_duplicator.logs import EventLog, RateLimitedLog
 from traffic_duplicator.proxy.cli import EPOLL_ENV, parse_args
 from traffic_duplicator.proxy.counters import RelayCounters
@@ -95,6 +95,25 @@ def test_a_connection_per_request_is_counted_and_logged(tmp_path: Path, core: st
     opened = re.findall(r"^at=connection_opened peer=\S*127\.0\.0\.1", log, re.M)
     assert len(opened) == int(stats["connections"]) >= 50
     assert len(re.findall(r"^at=connection_closed requests=1", log, re.M)) == 50
+
+
+class Greeting(ThreadedServer):
+    """An app that answers before any request, then closes (as a busy server's 503 does)."""
+
+    def handle(self, conn: socket.socket) -> None:
+        conn.sendall(GREETING)
+
+
+GREETING = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_an_app_that_answers_and_closes_at_once_is_relayed(tmp_path: Path, core: str) -> None:
+    # Its bytes and its EOF may come with the connection's first event.
+    with Greeting() as app, proxy(tmp_path, app.port, core=core) as front:
+        for _ in range(5):
+            with Client(front.port) as client:
+                assert client.file.read() == GREETING
 
 
 class Broken:

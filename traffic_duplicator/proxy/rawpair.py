@@ -135,6 +135,8 @@ class RawPair(Pair):
         elif events & OUT:
             self._app_up()
             self.poller.add(self.cfd, self, EDGE)  # the client is read from now on
+            if events & READABLE:  # the app spoke (or closed) at once: this edge says so
+                self._read(from_client=False, to_end=events & END)
 
     # ---- events ---------------------------------------------------------------------
 
