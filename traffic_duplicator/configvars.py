@@ -8,6 +8,7 @@ message, which names its variable and what that variable does.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 
 TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 FALSE_WORDS = frozenset({"false", "0", "no", "off"})
@@ -24,6 +25,17 @@ def switch(raw: str, default: bool) -> bool | None:
     if word in FALSE_WORDS:
         return False
     return None
+
+
+def read_switch(
+    env: Mapping[str, str], name: str, default: bool, error: Callable[[str], Exception]
+) -> bool:
+    """The switch `name` in `env`; raises `error(raw value)` for a word not understood."""
+    raw = env.get(name, "")
+    value = switch(raw, default)
+    if value is None:
+        raise error(raw)
+    return value
 
 
 def seconds(raw: str, default: float, minimum: float, maximum: float) -> float | None:

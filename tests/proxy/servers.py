@@ -215,6 +215,9 @@ class ResettingServer(ThreadedServer):
 
 # ---- the proxy under test ---------------------------------------------------------------
 
+# The two relay cores (proxy/poller.py and proxy/relay.py), for tests that run on both.
+CORES = ("epoll", "protocols")
+
 
 @dataclass
 class Proxy:
@@ -243,9 +246,14 @@ class Proxy:
 
 @contextlib.contextmanager
 def proxy(
-    tmp_path: Path, app_port: int, *duplex: str, args: tuple[str, ...] = ()
+    tmp_path: Path,
+    app_port: int,
+    *duplex: str,
+    args: tuple[str, ...] = (),
+    core: str = "epoll",
 ) -> Iterator[Proxy]:
-    """Run the proxy as a real process in front of `app_port`, mirroring to `duplex`."""
+    """Run the proxy as a real process in front of `app_port`, mirroring to `duplex`;
+    `core`: "epoll" (the default where Linux has it) or "protocols" (the fallback)."""
     port = free_port()
     argv = ["-l", str(port), "-r", f"127.0.0.1:{app_port}", *args]
     if duplex:
@@ -255,7 +263,10 @@ def proxy(
         log_path.open("wb") as log,
         running(
             engine_argv("traffic_duplicator.proxy", *argv),
-            env=python_env(TRAFFIC_DUPLICATOR_UVLOOP=os.environ.get("TEST_UVLOOP", "0")),
+            env=python_env(
+                TRAFFIC_DUPLICATOR_UVLOOP=os.environ.get("TEST_UVLOOP", "0"),
+                TRAFFIC_DUPLICATOR_EPOLL="0" if core == "protocols" else "1",
+            ),
             stderr=log,
         ) as proc,
     ):

@@ -11,7 +11,18 @@ import threading
 import time
 from pathlib import Path
 
-from tests.proxy.servers import AppServer, Client, Proxy, Sink, Stalled, pattern_bytes, proxy
+import pytest
+
+from tests.proxy.servers import (
+    CORES,
+    AppServer,
+    Client,
+    Proxy,
+    Sink,
+    Stalled,
+    pattern_bytes,
+    proxy,
+)
 from tests.support import RecordingServer
 from traffic_duplicator.proxy.config import DEFAULT_MIRROR_CONNECTIONS
 
@@ -77,8 +88,9 @@ def test_50mb_upload_and_download_are_byte_exact_with_bounded_rss(tmp_path: Path
         assert sink.total() > BIG
 
 
-def test_slow_client_and_slow_app_are_backpressured_not_buffered(tmp_path: Path) -> None:
-    with AppServer() as app, proxy(tmp_path, app.port) as front:
+@pytest.mark.parametrize("core", CORES)
+def test_slow_client_and_slow_app_are_backpressured_not_buffered(tmp_path: Path, core: str) -> None:
+    with AppServer() as app, proxy(tmp_path, app.port, core=core) as front:
         baseline = warm_up(front)
         # A slow app: it waits before reading a 30 MB upload, which must wait in the
         # client's socket, not in the proxy.

@@ -1,4 +1,6 @@
-"""The primary path through a real proxy process: faithful relay, framing-aware mirroring."""
+"""The primary path through a real proxy process: faithful relay, framing-aware mirroring.
+
+Every test runs on both relay cores: epoll (the default) and asyncio protocols."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.proxy.servers import AppServer, Client, EchoServer, Proxy, proxy
+from tests.proxy.servers import CORES, AppServer, Client, EchoServer, Proxy, proxy
 from tests.support import RecordingServer, wait_until
 
 PIPELINED = [
@@ -29,17 +31,26 @@ def app() -> Iterator[AppServer]:
         yield server
 
 
+@pytest.fixture(scope="module", params=CORES)
+def core(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def mirror() -> Iterator[RecordingServer]:
+def mirror(core: str) -> Iterator[RecordingServer]:
+    # One per core: the tests count the copies they made.
     with RecordingServer() as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def front(
-    tmp_path_factory: pytest.TempPathFactory, app: AppServer, mirror: RecordingServer
+    tmp_path_factory: pytest.TempPathFactory, app: AppServer, mirror: RecordingServer, core: str
 ) -> Iterator[Proxy]:
-    with proxy(tmp_path_factory.mktemp("relay"), app.port, f"127.0.0.1:{mirror.port}") as running:
+    with proxy(
+        tmp_path_factory.mktemp("relay"), app.port, f"127.0.0.1:{mirror.port}", core=core
+    ) as running:
+        wait_until(lambda: f" core={core} " in running.log(), message="the core in use")
         yield running
 
 
@@ -164,7 +175,7 @@ def test_downloads_and_uploads_on_many_connections(front: Proxy) -> None:
 
 
 def test_bytes_that_are_not_http_are_relayed_faithfully_and_not_mirrored(
-    tmp_path: Path,
+    tmp_path: Path, core: str
 ) -> None:
     valid = b"GET /before/junk HTTP/1.1\r\nHost: a\r\n\r\n"
     junk = bytes(range(256)) * 40 + b"\r\n\r\n"
@@ -172,7 +183,7 @@ def test_bytes_that_are_not_http_are_relayed_faithfully_and_not_mirrored(
     with (
         EchoServer() as echo,
         RecordingServer() as mirror,
-        proxy(tmp_path, echo.port, f"127.0.0.1:{mirror.port}") as front,
+        proxy(tmp_path, echo.port, f"127.0.0.1:{mirror.port}", core=core) as front,
     ):
         for stream in (valid + junk, connect + b"\x00tunnel bytes\xff" * 100):
             with Client(front.port) as client:

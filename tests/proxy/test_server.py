@@ -11,20 +11,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.proxy.servers import AppServer, Client, Response, proxy
+from tests.proxy.servers import CORES, AppServer, Client, Response, proxy
 from tests.support import RecordingServer, engine_argv, free_port, python_env, wait_until
 from traffic_duplicator.addr import has_ipv6
+from traffic_duplicator.proxy.cli import EPOLL_ENV
 
 EXIT_WAIT = 15.0
 
 
+@pytest.mark.parametrize("core", CORES)
 def test_sigterm_closes_idle_connections_at_once_and_lets_in_flight_ones_finish(
-    tmp_path: Path,
+    tmp_path: Path, core: str
 ) -> None:
     with (
         AppServer() as app,
         RecordingServer() as mirror,
-        proxy(tmp_path, app.port, f"127.0.0.1:{mirror.port}") as front,
+        proxy(tmp_path, app.port, f"127.0.0.1:{mirror.port}", core=core) as front,
     ):
         idle = Client(front.port)
         assert idle.request("GET", "/idle").status == 200
@@ -61,10 +63,11 @@ def _refused(port: int) -> bool:
     return False
 
 
-def test_the_drain_timeout_cuts_an_exchange_that_takes_too_long(tmp_path: Path) -> None:
+@pytest.mark.parametrize("core", CORES)
+def test_the_drain_timeout_cuts_an_exchange_that_takes_too_long(tmp_path: Path, core: str) -> None:
     with (
         AppServer() as app,
-        proxy(tmp_path, app.port, args=("--drain-timeout", "0.5")) as front,
+        proxy(tmp_path, app.port, args=("--drain-timeout", "0.5"), core=core) as front,
         Client(front.port) as client,
     ):
         # The app would take a minute: the proxy exits within EXIT_WAIT only if the drain
@@ -114,18 +117,30 @@ def test_a_port_in_use_exits_2_with_one_line_naming_it() -> None:
     assert f"port {port} is already in use" in lines[0]
 
 
-def test_a_bad_flag_exits_2_with_one_line() -> None:
+@pytest.mark.parametrize(
+    ("extra", "env", "line"),
+    [
+        (["-x"], {}, 'at=error error="unrecognized arguments: -x (see --help)"'),
+        (
+            [],
+            {EPOLL_ENV: "maybe"},
+            f"at=error error=\"{EPOLL_ENV}='maybe' is not understood; use 0, false, no or off "
+            'to relay on asyncio protocols (1, true, yes, on or unset keep the epoll core)"',
+        ),
+    ],
+)
+def test_a_bad_flag_or_config_var_exits_2_with_one_line(
+    extra: list[str], env: dict[str, str], line: str
+) -> None:
     result = subprocess.run(
-        engine_argv("traffic_duplicator.proxy", "-l", "5000", "-r", "127.0.0.1:5001", "-x"),
-        env=python_env(),
+        engine_argv("traffic_duplicator.proxy", "-l", "5000", "-r", "127.0.0.1:5001", *extra),
+        env=python_env(**env),
         capture_output=True,
         check=False,
         timeout=30,
     )
     assert result.returncode == 2
-    assert result.stderr.decode().splitlines() == [
-        'at=error error="unrecognized arguments: -x (see --help)"'
-    ]
+    assert result.stderr.decode().splitlines() == [line]
 
 
 @pytest.mark.skipif(not has_ipv6(), reason="no IPv6 on this host")
@@ -137,9 +152,10 @@ def test_listens_dual_stack(tmp_path: Path) -> None:
     assert "address=[::]:" in front.log()
 
 
-def test_the_app_is_awaited_briefly_at_start(tmp_path: Path) -> None:
+@pytest.mark.parametrize("core", CORES)
+def test_the_app_is_awaited_briefly_at_start(tmp_path: Path, core: str) -> None:
     app_port = free_port()
-    with proxy(tmp_path, app_port) as front, Client(front.port) as client:
+    with proxy(tmp_path, app_port, core=core) as front, Client(front.port) as client:
         client.send(b"GET /early HTTP/1.1\r\nHost: a\r\n\r\n")
         time.sleep(0.3)  # the app is still starting
         with AppServer(port=app_port):

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from traffic_duplicator import __version__
+from traffic_duplicator import __version__, configvars
 from traffic_duplicator.addr import Address, parse_host_port
 from traffic_duplicator.compare.model import DEFAULT_BODY_LIMIT
 from traffic_duplicator.compare.settings import parse_body_limit
@@ -38,6 +38,7 @@ GOR_SCHEME = "gor://"
 DEFAULT_CONNECT_HOST = "127.0.0.1"
 MAX_MIRROR_CONNECTIONS = 64
 PROCESSES_ENV = "TRAFFIC_DUPLICATOR_PROXY_PROCESSES"
+EPOLL_ENV = "TRAFFIC_DUPLICATOR_EPOLL"
 
 
 class UsageError(UserError):
@@ -211,6 +212,13 @@ def _processes(flag: str | None) -> int:
     return int(text)
 
 
+def _bad_epoll(raw: str) -> UsageError:
+    return UsageError(
+        f"{EPOLL_ENV}={raw!r} is not understood; use 0, false, no or off to relay on "
+        "asyncio protocols (1, true, yes, on or unset keep the epoll core)"
+    )
+
+
 def parse_args(argv: Sequence[str]) -> ProxyConfig:
     """Build the configuration from argv (without the program name); raise UserError."""
     args = _build_parser().parse_args(list(argv))
@@ -233,6 +241,8 @@ def parse_args(argv: Sequence[str]) -> ProxyConfig:
     targets = parse_targets(args.duplex)
     return ProxyConfig(
         processes=_processes(args.processes),
+        # The epoll core (on, the default) or asyncio protocols (poller.py).
+        epoll=configvars.read_switch(os.environ, EPOLL_ENV, True, _bad_epoll),
         listen=listen,
         relay=relay,
         targets=targets,

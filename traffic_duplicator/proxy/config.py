@@ -59,3 +59,5 @@ class ProxyConfig:
     compare: bool = False
     compare_body_limit: int = DEFAULT_BODY_LIMIT  # body bytes kept per response
     processes: int = DEFAULT_PROCESSES  # sharing the port with SO_REUSEPORT (workers.py)
+    # The epoll core where Linux has it (poller.py); False: asyncio protocols (relay.py).
+    epoll: bool = True

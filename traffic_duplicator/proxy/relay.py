@@ -1,4 +1,9 @@
-"""One client connection and its app connection: bytes relayed both ways, untouched.
+"""The `protocols` core: one client connection and its app connection on asyncio transports.
+
+It relays where `select.epoll` does not exist (macOS), where the epoll core is turned off
+(TRAFFIC_DUPLICATOR_EPOLL=0), or where the app's address is a name looked up per
+connection; on Linux the `epoll` core (poller.py, rawpair.py) is the default. The
+decisions are `pair.Pair`'s, shared with the epoll core: this module only moves bytes.
 
 Backpressure is symmetric: when one side's transport holds too many unsent bytes, the
 other side stops reading until it drains (uvicorn's flow control, both ways), so a slow
@@ -20,100 +25,37 @@ and not kept (bench/README.md, "Per connection: what was tried").
 from __future__ import annotations
 
 import asyncio
-import errno
-from dataclasses import dataclass, field
 from typing import Any, cast
 
-from traffic_duplicator.http1 import RequestFramer
-from traffic_duplicator.logs import EventLog, RateLimitedLog
-from traffic_duplicator.proxy.counters import RelayCounters
-from traffic_duplicator.proxy.mirror import MirrorTarget
-from traffic_duplicator.proxy.responses import ResponseTracker
-from traffic_duplicator.proxy.tap import Tap
-from traffic_duplicator.proxy.track import Comparison
+from traffic_duplicator.proxy.pair import (
+    APP_CONNECT_PATIENCE,
+    APP_CONNECT_RETRY_DELAY,
+    DRAIN_IDLE_GRACE,
+    Pair,
+    RelayContext,
+)
 
-# While the app is starting (refusing connections), a client waits this long for it.
-APP_CONNECT_PATIENCE = 2.0
-APP_CONNECT_RETRY_DELAY = 0.1
-# During a drain, a connection opened just before the signal gets this long to send a
-# request before it counts as idle.
-DRAIN_IDLE_GRACE = 1.0
-
-
-@dataclass
-class RelayContext:
-    """What every relay shares: the loop, where the app is, the mirrors, counters and logs."""
-
-    loop: asyncio.AbstractEventLoop
-    app_host: str
-    app_port: int
-    targets: tuple[MirrorTarget, ...]
-    counters: RelayCounters
-    errors: RateLimitedLog
-    log: EventLog
-    verbose: bool = False
-    compare: Comparison | None = None  # --compare: production's responses go to gor:// targets
-    draining: bool = False
-    relays: set[ClientSide] = field(default_factory=set)
-    all_closed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def opened(self, relay: ClientSide) -> None:
-        self.relays.add(relay)
-        self.counters.connections += 1
-        self.counters.open += 1
-
-    def closed(self, relay: ClientSide) -> None:
-        self.relays.discard(relay)
-        self.counters.open -= 1
-        if self.draining and not self.relays:
-            self.all_closed.set()
-
-    def drain(self) -> None:
-        """Shutdown: close idle connections now, the others after their last response."""
-        self.draining = True
-        for relay in list(self.relays):
-            relay.drain()
-        if not self.relays:
-            self.all_closed.set()
+__all__ = [
+    "APP_CONNECT_PATIENCE",
+    "APP_CONNECT_RETRY_DELAY",
+    "DRAIN_IDLE_GRACE",
+    "AppSide",
+    "ClientSide",
+    "RelayContext",
+]
 
 
-class ClientSide(asyncio.Protocol):
+class ClientSide(Pair, asyncio.Protocol):
     """The client's connection; it owns the pair's state."""
 
-    __slots__ = (
-        "app",
-        "app_transport",
-        "closed",
-        "connect_task",
-        "context",
-        "draining",
-        "early",
-        "eof",
-        "framer",
-        "tap",
-        "tracker",
-        "transport",
-    )
+    __slots__ = ("app", "app_transport", "connect_task", "early", "transport")
 
     def __init__(self, context: RelayContext) -> None:
-        self.context = context
+        super().__init__(context)
         self.transport: asyncio.Transport | None = None
         self.app: AppSide | None = None
         self.app_transport: asyncio.Transport | None = None
-        self.framer = RequestFramer()
-        self.tracker: ResponseTracker | None
-        self.tap: Tap | None
-        if context.compare is None:
-            self.tracker = ResponseTracker()
-            self.tap = Tap(
-                self.framer, context.targets, self.tracker, context.counters, context.errors
-            )
-        else:
-            self.tracker, self.tap = context.compare.connection(self.framer)
         self.connect_task: asyncio.Task[Any] | None = None
-        self.closed = False
-        self.eof = False  # the client half-closed
-        self.draining = False
         self.early: list[bytes] = []  # read before the app connection was up
 
     # ---- client transport callbacks -------------------------------------------------
@@ -124,10 +66,7 @@ class ClientSide(asyncio.Protocol):
         # Reading stops until the app connection exists. uvloop ignores a pause before
         # its first read, so data_received also holds (one read) and pauses then.
         self.transport.pause_reading()
-        self.context.opened(self)
-        if self.context.verbose:
-            peer = transport.get_extra_info("peername")
-            self.context.log.event(at="connection_opened", peer=str(peer[:2]) if peer else None)
+        self._opened(transport.get_extra_info("peername") if self.context.verbose else None)
         self.connect_task = self.context.loop.create_task(self._connect_app())
 
     def data_received(self, data: bytes) -> None:
@@ -138,40 +77,26 @@ class ClientSide(asyncio.Protocol):
                 self.transport.pause_reading()
             return
         app.write(data)
-        tap = self.tap
-        if tap is not None and not tap.feed(data):
-            self._unframed()
+        self._client_bytes(data)
 
     def eof_received(self) -> bool:
-        if not self.eof:
-            self.eof = True
-            if self.tap is not None and self.framer.in_request:
-                self.tap.abandon()
-            app = self.app_transport
-            if app is not None and not app.is_closing() and app.can_write_eof():
-                app.write_eof()
-            if self.idle():
-                self.close()  # nothing more can be asked, and everything was answered
+        self._client_eof()
         return True  # keep the transport open: the response is still coming
 
+    def _eof_to_app(self) -> None:
+        app = self.app_transport
+        if app is not None and not app.is_closing() and app.can_write_eof():
+            app.write_eof()
+
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
         # Break the ClientSide <-> AppSide cycle, so that reference counting frees the
         # pair at once instead of leaving it to the cyclic garbage collector.
         self.app = None
-        self.context.closed(self)
-        if self.tap is not None:
-            self.tap.abandon()
+        self._lost(exc)
         if self.app_transport is not None:
             self.app_transport.close()  # what the client sent still reaches the app
         elif self.connect_task is not None:
             self.connect_task.cancel()
-        if self.context.verbose:
-            self.context.log.event(
-                at="connection_closed",
-                requests=self.framer.requests,
-                error=str(exc) if exc else None,
-            )
 
     def pause_writing(self) -> None:
         app = self.app_transport
@@ -196,19 +121,7 @@ class ClientSide(asyncio.Protocol):
                 )
                 return
             except OSError as exc:
-                retry = (
-                    exc.errno == errno.ECONNREFUSED
-                    and loop.time() < deadline
-                    and not self.closed
-                    and not context.draining
-                )
-                if not retry:
-                    context.errors.event(
-                        "relay",
-                        at="relay_error",
-                        relay=f"{context.app_host}:{context.app_port}",
-                        error=exc.strerror or type(exc).__name__,
-                    )
+                if not self._connect_failed(exc, deadline):
                     if self.transport is not None:
                         self.transport.close()
                     return
@@ -228,13 +141,13 @@ class ClientSide(asyncio.Protocol):
             self.early = []
             for data in early:
                 self.data_received(data)
+        self.app_ready = True
         if self.eof:
             self.eof = False
-            self.eof_received()  # now that the app can be told
+            self._client_eof()  # now that the app can be told
         else:
             client.resume_reading()
-        if self.draining:
-            self.context.loop.call_later(DRAIN_IDLE_GRACE, self._close_if_idle)
+        self._app_up()
 
     def app_closed(self) -> None:
         """The app closed or half-closed: flush to the client, then close it."""
@@ -242,48 +155,12 @@ class ClientSide(asyncio.Protocol):
         if client is not None and not client.is_closing():
             client.close()
 
-    def responses_progressed(self) -> None:
-        """A response head or end went by: upgrades, and closing when draining."""
-        tracker = self.tracker
-        assert tracker is not None
-        if self.tap is not None and not self.tap.response_progressed():
-            self._unframed()  # upgraded: the tap stopped mirroring
-        if tracker.tunnel:
-            # 101 Switching Protocols: the rest is not HTTP in either direction.
-            self.tracker = None
-            if self.app is not None:
-                self.app.tracker = None
-            return
-        if (self.draining or self.eof) and self.idle():
-            self.close()
+    def _untracked(self) -> None:
+        self.tracker = None
+        if self.app is not None:
+            self.app.tracker = None
 
-    def _unframed(self) -> None:
-        self.tap = None  # the tap stopped mirroring, and counted why
-
-    # ---- idle, drain and close ------------------------------------------------------
-
-    def idle(self) -> bool:
-        """True when every request forwarded has its complete response."""
-        tracker = self.tracker
-        framer = self.framer
-        if (
-            tracker is None
-            or self.app_transport is None
-            or framer.opaque
-            or framer.in_request
-            or framer.awaiting_upgrade
-        ):
-            return False
-        return not tracker.in_response and tracker.completed >= framer.requests
-
-    def drain(self) -> None:
-        self.draining = True
-        if self.app_transport is not None and self.idle():
-            self.close()
-
-    def _close_if_idle(self) -> None:
-        if not self.closed and self.idle():
-            self.close()
+    # ---- close ---------------------------------------------------------------------
 
     def close(self) -> None:
         """Close both sides after flushing what each has pending."""
@@ -327,9 +204,7 @@ class AppSide(asyncio.Protocol):
             self.client.responses_progressed()
 
     def eof_received(self) -> bool:
-        tracker = self.tracker
-        if tracker is not None:
-            tracker.app_eof()  # a body read until the close is complete (RFC 9112 6.3)
+        self.client._app_eof()
         self.client.app_closed()
         return False
 

@@ -6,8 +6,9 @@ import asyncio
 import gc
 import ipaddress
 import os
+import select
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from traffic_duplicator import loops
 from traffic_duplicator.addr import DEFAULT_BACKLOG, Address, listen_socket
@@ -16,9 +17,13 @@ from traffic_duplicator.logs import EventLog, RateLimitedLog
 from traffic_duplicator.proxy.config import ProxyConfig, TargetKind, TargetSpec
 from traffic_duplicator.proxy.counters import RelayCounters, stats_lines
 from traffic_duplicator.proxy.mirror import MirrorTarget
-from traffic_duplicator.proxy.relay import ClientSide, RelayContext
+from traffic_duplicator.proxy.pair import RelayContext
+from traffic_duplicator.proxy.relay import ClientSide
 from traffic_duplicator.proxy.track import Comparison, TrackedTarget
 from traffic_duplicator.signals import ShutdownSignals
+
+if TYPE_CHECKING:
+    from traffic_duplicator.proxy.poller import Poller
 
 # After the relays are done, mirrors get this long to send what they still hold.
 MIRROR_FLUSH_TIMEOUT = 2.0
@@ -26,16 +31,21 @@ MIRROR_FLUSH_POLL = 0.02
 ERROR_LOG_INTERVAL = 5.0
 
 
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def resolve(address: Address) -> str:
     """An IP literal for `address`, looked up once at start so no connect waits on DNS.
 
     If the name does not resolve now, it is kept and looked up at each connection.
     """
-    try:
-        ipaddress.ip_address(address.host)
+    if _is_ip(address.host):
         return address.host
-    except ValueError:
-        pass
     try:
         infos = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
     except OSError:
@@ -46,6 +56,12 @@ def resolve(address: Address) -> str:
 def _target_class(spec: TargetSpec, config: ProxyConfig) -> type[MirrorTarget]:
     """gor:// targets carry production's responses too with --compare (see `track`)."""
     return TrackedTarget if config.compare and spec.kind is TargetKind.GOR else MirrorTarget
+
+
+class Acceptor(Protocol):
+    """What accepts the clients: the epoll core's Listener or asyncio's Server."""
+
+    def close(self) -> None: ...
 
 
 class ProxyServer:
@@ -99,16 +115,15 @@ class ProxyServer:
         if signals is None:
             signals = ShutdownSignals()
             signals.install(loop)
-        server = await loop.create_server(
-            lambda: ClientSide(self.context), sock=sock, backlog=DEFAULT_BACKLOG
-        )
         host, port = sock.getsockname()[:2]
+        poller, server = await self._accept(sock)
         self.log.event(
             at="listening",
             address=f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
             relay=str(self.config.relay),
             duplex=",".join(target.name for target in self.targets) or None,
             loop=loops.running_loop_name(),
+            core="protocols" if poller is None else "epoll",
             pid=os.getpid(),
         )
         # Everything allocated so far lives as long as the process: keep it out of the
@@ -123,9 +138,28 @@ class ProxyServer:
         if stats is not None:
             stats.cancel()
         await self._shutdown(server, signals)
+        if poller is not None:
+            poller.close()
         return 0
 
-    async def _shutdown(self, server: asyncio.AbstractServer, signals: ShutdownSignals) -> None:
+    def use_epoll(self) -> bool:
+        """The epoll core: asked for, on Linux, and the app's address known (a name that
+        did not resolve at start is looked up per connection, by asyncio)."""
+        return self.config.epoll and hasattr(select, "epoll") and _is_ip(self.context.app_host)
+
+    async def _accept(self, sock: socket.socket) -> tuple[Poller | None, Acceptor]:
+        """Start accepting on `sock` with the core in use; its poller (None: protocols)."""
+        if self.use_epoll():
+            from traffic_duplicator.proxy.poller import Listener, Poller
+
+            poller = Poller(self.context)
+            return poller, Listener(sock, poller)
+        server = await self.context.loop.create_server(
+            lambda: ClientSide(self.context), sock=sock, backlog=DEFAULT_BACKLOG
+        )
+        return None, server
+
+    async def _shutdown(self, server: Acceptor, signals: ShutdownSignals) -> None:
         """Stop accepting, drain the connections, flush the mirrors, log the counters."""
         context = self.context
         self.log.event(at="shutdown", signal=signals.received[0], open=len(context.relays))

@@ -1,0 +1,191 @@
+"""The two relay cores: the switch between them, and what the epoll core adds.
+
+The relay's behaviour on both cores is in test_relay.py, the drain and a bad switch value
+in test_server.py, flow control in test_memory.py; here the switch, half-close with bytes
+still pending, one connection per request, and a bug in one pair that must not stop the
+others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import select
+import socket
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.proxy.servers import CORES, AppServer, Client, pattern_bytes, proxy
+from tests.support import ThreadedServer, engine_argv, free_port, python_env, wait_until
+from traffic_duplicator.logs import EventLog, RateLimitedLog
+from traffic_duplicator.proxy.cli import EPOLL_ENV, parse_args
+from traffic_duplicator.proxy.counters import RelayCounters
+from traffic_duplicator.proxy.pair import RelayContext
+
+if TYPE_CHECKING:
+    from traffic_duplicator.proxy.poller import Poller
+
+MiB = 1 << 20
+
+
+@pytest.mark.parametrize(
+    ("value", "epoll"), [("", True), ("1", True), (" On ", True), ("0", False), ("off", False)]
+)
+def test_the_switch_turns_the_epoll_core_on_and_off(
+    monkeypatch: pytest.MonkeyPatch, value: str, epoll: bool
+) -> None:
+    monkeypatch.setenv(EPOLL_ENV, value)
+    assert parse_args(["-l", "5000", "-r", "5001"]).epoll is epoll
+
+
+def test_an_app_name_that_does_not_resolve_falls_back_to_protocols(tmp_path: Path) -> None:
+    # A name is looked up per connection, which only asyncio's connect does off the loop.
+    argv = ["-l", str(free_port()), "-r", "no-such-host.invalid:5001", "--stats-interval", "0"]
+    log = tmp_path / "proxy.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            engine_argv("traffic_duplicator.proxy", *argv), env=python_env(), stderr=out
+        )
+        try:
+            wait_until(lambda: "at=listening" in log.read_text(), message="listening")
+        finally:
+            proc.terminate()
+            proc.wait(15)
+    assert " core=protocols " in log.read_text()
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_client_eof_while_bytes_to_the_app_are_pending(tmp_path: Path, core: str) -> None:
+    # The app waits before reading, so the upload piles up in the proxy's pending buffer
+    # and the kernel's: the EOF must reach the app only after the last byte.
+    size = 8 * MiB
+    digest = hashlib.sha256()
+    with (
+        AppServer() as app,
+        proxy(tmp_path, app.port, core=core) as front,
+        Client(front.port, timeout=30) as client,
+    ):
+        client.send(b"POST /upload?pause=0.5 HTTP/1.1\r\nHost: a\r\n")
+        client.send(b"Content-Length: %d\r\n\r\n" % size)
+        for piece in pattern_bytes(size):
+            digest.update(piece)
+            client.send(piece)
+        client.sock.shutdown(socket.SHUT_WR)
+        response = client.read()
+        assert response.body == b"%d %s" % (size, digest.hexdigest().encode())
+        assert client.file.read() == b""  # then the proxy closes
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_a_connection_per_request_is_counted_and_logged(tmp_path: Path, core: str) -> None:
+    with AppServer() as app, proxy(tmp_path, app.port, args=("-v",), core=core) as front:
+        for i in range(50):
+            with Client(front.port) as client:
+                response = client.request("GET", f"/close/{i}", headers="Connection: close\r\n")
+                assert response.body == f"GET /close/{i}".encode()
+                assert client.file.read() == b""
+    stats = front.stats()[-1]
+    assert (stats["open"], stats["requests"]) == ("0", "50")
+    log = front.log()
+    # The start-up probe (wait_for_port) is a connection too.
+    opened = re.findall(r"^at=connection_opened peer=\S*127\.0\.0\.1", log, re.M)
+    assert len(opened) == int(stats["connections"]) >= 50
+    assert len(re.findall(r"^at=connection_closed requests=1", log, re.M)) == 50
+
+
+class Greeting(ThreadedServer):
+    """An app that answers before any request, then closes (as a busy server's 503 does)."""
+
+    def handle(self, conn: socket.socket) -> None:
+        conn.sendall(GREETING)
+
+
+GREETING = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_an_app_that_answers_and_closes_at_once_is_relayed(tmp_path: Path, core: str) -> None:
+    # Its bytes and its EOF may come with the connection's first event.
+    with Greeting() as app, proxy(tmp_path, app.port, core=core) as front:
+        for _ in range(5):
+            with Client(front.port) as client:
+                assert client.file.read() == GREETING
+
+
+class Broken:
+    """A registered object whose events raise: a bug in one pair (which then closes)."""
+
+    def __init__(self, poller: Poller, sock: socket.socket) -> None:
+        self.poller = poller
+        self.sock = sock
+        self.failed: list[BaseException] = []
+
+    def ready(self, fd: int, events: int) -> None:
+        raise RuntimeError("a bug")
+
+    def fail(self, exc: BaseException) -> None:
+        self.failed.append(exc)
+        self.poller.forget(self.sock.fileno())
+        self.sock.close()
+
+
+class Echo:
+    """A registered object that answers what it reads: a healthy neighbour."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def ready(self, fd: int, events: int) -> None:
+        if events & select.EPOLLIN:
+            self.sock.send(self.sock.recv(100))
+
+    def fail(self, exc: BaseException) -> None:
+        raise AssertionError("not expected")
+
+
+@pytest.mark.skipif(not hasattr(select, "epoll"), reason="Linux only")
+def test_a_bug_in_one_pair_is_logged_and_the_others_go_on(tmp_path: Path) -> None:
+    from traffic_duplicator.proxy.poller import Poller
+
+    async def scenario() -> None:
+        lines = tmp_path / "log"
+        with lines.open("w") as out:
+            log = EventLog(None, out)
+            context = RelayContext(
+                asyncio.get_running_loop(),
+                "127.0.0.1",
+                1,
+                (),
+                RelayCounters(),
+                RateLimitedLog(log),
+                log,
+            )
+            poller = Poller(context)
+            bad_ours, bad_theirs = socket.socketpair()
+            good_ours, good_theirs = socket.socketpair()
+            broken, echo = Broken(poller, bad_ours), Echo(good_ours)
+            poller.add(bad_ours.fileno(), broken, select.EPOLLIN)
+            poller.add(good_ours.fileno(), echo, select.EPOLLIN)
+            bad_theirs.send(b"x")
+            good_theirs.send(b"ping")
+            good_theirs.setblocking(False)
+            for _ in range(200):
+                await asyncio.sleep(0.01)
+                try:
+                    if good_theirs.recv(100) == b"ping":
+                        break
+                except BlockingIOError:
+                    continue
+            else:
+                raise AssertionError("the healthy neighbour got no event")
+            assert [str(exc) for exc in broken.failed] == ["a bug"]
+            poller.close()
+            for sock in (bad_theirs, good_ours, good_theirs):
+                sock.close()
+        assert 'at=relay_bug error="RuntimeError: a bug"' in lines.read_text()
+
+    asyncio.run(scenario())
