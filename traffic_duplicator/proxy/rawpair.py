@@ -70,12 +70,12 @@ class RawPair(Pair):
         "to_client",
     )
 
-    def __init__(self, poller: Poller, client: socket.socket) -> None:
+    def __init__(self, poller: Poller, client: socket.SocketType) -> None:
         super().__init__(poller.context)
         self.poller = poller
         self.client = client
         self.cfd = client.fileno()
-        self.app: socket.socket | None = None
+        self.app: socket.SocketType | None = None
         self.afd = -1
         self.to_app: Pending | None = None  # read from the client, not yet sent
         self.to_client: Pending | None = None
@@ -99,7 +99,8 @@ class RawPair(Pair):
             return
         poller = self.poller
         try:
-            app = socket.socket(poller.app_family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+            # The C socket type, as for accepted sockets (poller.Listener).
+            app = socket.SocketType(poller.app_family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
         except OSError as exc:  # out of file descriptors
             self._connect_error(exc)
             return
@@ -134,8 +135,14 @@ class RawPair(Pair):
             self._connect_error(OSError(code, os.strerror(code)))
         elif events & OUT:
             self._app_up()
-            self.poller.add(self.cfd, self, EDGE)  # the client is read from now on
-            if events & READABLE:  # the app spoke (or closed) at once: this edge says so
+            # The request has nearly always arrived by now: read it before registering
+            # the client, so that no event is queued for bytes already read (a wake-up
+            # less per connection); bytes arriving after the read raise the ADD's event.
+            self._read(from_client=True, to_end=0)
+            if not self.closed:
+                self.poller.add(self.cfd, self, EDGE)  # the client is read from now on
+            # The app spoke (or closed) at once: this edge is the only one to say so.
+            if events & READABLE and self.to_client is None and not self.ending:
                 self._read(from_client=False, to_end=events & END)
 
     # ---- events ---------------------------------------------------------------------
