@@ -14,6 +14,7 @@ import re
 import select
 import socket
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -187,5 +188,58 @@ def test_a_bug_in_one_pair_is_logged_and_the_others_go_on(tmp_path: Path) -> Non
             for sock in (bad_theirs, good_ours, good_theirs):
                 sock.close()
         assert 'at=relay_bug error="RuntimeError: a bug"' in lines.read_text()
+
+    asyncio.run(scenario())
+
+
+class _BrokenTap:
+    """A tap whose clean-up fails: stands for a bug in the mirror path."""
+
+    def abandon(self) -> None:
+        raise RuntimeError("a bug in the tap")
+
+
+@pytest.mark.skipif(not hasattr(select, "epoll"), reason="Linux only")
+def test_a_bug_while_closing_the_client_does_not_leak_the_app_socket(tmp_path: Path) -> None:
+    from traffic_duplicator.proxy.poller import Poller
+    from traffic_duplicator.proxy.rawpair import RawPair
+
+    async def scenario() -> None:
+        app_listener = socket.create_server(("127.0.0.1", 0))
+        app_listener.setblocking(False)
+        loop = asyncio.get_running_loop()
+        log = EventLog(None, (tmp_path / "log").open("w"))
+        context = RelayContext(
+            loop,
+            "127.0.0.1",
+            app_listener.getsockname()[1],
+            (),
+            RelayCounters(),
+            RateLimitedLog(log),
+            log,
+        )
+        poller = Poller(context)
+        ours, theirs = socket.socketpair()
+        pair = RawPair(poller, socket.SocketType(ours.family, ours.type, 0, ours.detach()))
+        pair.start(None)
+        app_side, _ = await loop.sock_accept(app_listener)
+        assert await wait_for(lambda: pair.app_ready)
+        pair.tap = _BrokenTap()  # type: ignore[assignment]
+        with pytest.raises(RuntimeError, match="a bug in the tap"):
+            pair.abort()
+        assert pair.app is None  # closed in spite of the bug
+        app_side.setblocking(True)
+        app_side.settimeout(5)
+        assert app_side.recv(10) == b""  # the app sees the close
+        poller.close()
+        for sock in (app_side, app_listener, theirs):
+            sock.close()
+
+    async def wait_for(condition: Callable[[], bool]) -> bool:
+        for _ in range(500):
+            if condition():
+                return True
+            await asyncio.sleep(0.01)
+        return False
 
     asyncio.run(scenario())

@@ -289,6 +289,8 @@ class RawPair(Pair):
         self.ending = True
         self.to_app = self.to_client = None
         self._close_client(now=True)
+        if self.app is not None:  # the client was gone already, the app still flushing
+            self._drop_app()
 
     def _close_client(self, now: bool, exc: BaseException | None = None) -> None:
         if self.closed:
@@ -303,8 +305,10 @@ class RawPair(Pair):
         if self.retry is not None:
             self.retry.cancel()
             self.retry = None
-        self._lost(exc)
-        self._close_app(now=False)  # what the client sent still reaches the app
+        try:
+            self._lost(exc)
+        finally:  # even after a bug in the tap: the app socket must not leak
+            self._close_app(now=False)  # what the client sent still reaches the app
 
     def _close_app(self, now: bool) -> None:
         if self.app is None:
