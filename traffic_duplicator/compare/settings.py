@@ -54,14 +54,15 @@ class CompareSettings:
 
 
 def read_enabled(env: Mapping[str, str]) -> bool:
-    raw = env.get(COMPARE, "")
-    enabled = configvars.switch(raw, default=False)
-    if enabled is None:
-        raise CompareSettingsError(
+    return configvars.read_switch(
+        env,
+        COMPARE,
+        default=False,
+        error=lambda raw: CompareSettingsError(
             f"{COMPARE}={raw!r} is not understood; use on (or true, 1, yes) to compare the "
             "shadow's responses with production's, off (or unset) not to"
-        )
-    return enabled
+        ),
+    )
 
 
 def _interval(env: Mapping[str, str]) -> float:

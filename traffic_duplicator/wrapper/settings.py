@@ -81,14 +81,15 @@ class Settings:
 
 def read_enabled(env: Mapping[str, str]) -> bool:
     """The kill switch: read first, because a disabled wrapper reads nothing else."""
-    raw = env.get(ENABLED, "")
-    enabled = configvars.switch(raw, default=True)
-    if enabled is None:
-        raise SettingsError(
+    return configvars.read_switch(
+        env,
+        ENABLED,
+        default=True,
+        error=lambda raw: SettingsError(
             f"{ENABLED}={raw!r} is not understood; use false, 0, no or off to turn duplication "
             "off (true, 1, yes, on or unset keep it on)"
-        )
-    return enabled
+        ),
+    )
 
 
 def _choice(env: Mapping[str, str], name: str, enum: type[_Mode]) -> _Mode:
