@@ -2,33 +2,37 @@
 
 The relay's behaviour on both cores is in test_relay.py, the drain and a bad switch value
 in test_server.py, flow control in test_memory.py; here the switch, half-close with bytes
-still pending, one connection per request, and a bug in one pair that must not stop the
-others.
+still pending, one connection per request, a bug in one pair that must not stop the
+others, and the hand-over of keep-alive connections to the protocols core.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 import select
 import socket
 import subprocess
-from collections.abc import Callable
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.proxy.servers import CORES, AppServer, Client, pattern_bytes, proxy
+from tests.proxy.servers import CORES, AppServer, Client, Sink, pattern_bytes, proxy
 from tests.support import ThreadedServer, engine_argv, free_port, python_env, wait_until
 from traffic_duplicator.logs import EventLog, RateLimitedLog
 from traffic_duplicator.proxy.cli import EPOLL_ENV, parse_args
 from traffic_duplicator.proxy.counters import RelayCounters
 from traffic_duplicator.proxy.pair import RelayContext
+from traffic_duplicator.proxy.relay import ClientSide
 
 if TYPE_CHECKING:
     from traffic_duplicator.proxy.poller import Poller
+    from traffic_duplicator.proxy.rawpair import RawPair
 
 MiB = 1 << 20
 
@@ -199,16 +203,29 @@ class _BrokenTap:
         raise RuntimeError("a bug in the tap")
 
 
-@pytest.mark.skipif(not hasattr(select, "epoll"), reason="Linux only")
-def test_a_bug_while_closing_the_client_does_not_leak_the_app_socket(tmp_path: Path) -> None:
+@dataclass
+class LivePair:
+    """An in-process epoll core pair: a socketpair's end as the client, a real app socket."""
+
+    context: RelayContext
+    poller: Poller
+    pair: RawPair
+    client_peer: socket.socket  # the client's end
+    app_peer: socket.socket  # the app's end, as the app accepted it
+
+
+@contextlib.asynccontextmanager
+async def live_pair(tmp_path: Path) -> AsyncIterator[LivePair]:
     from traffic_duplicator.proxy.poller import Poller
     from traffic_duplicator.proxy.rawpair import RawPair
 
-    async def scenario() -> None:
-        app_listener = socket.create_server(("127.0.0.1", 0))
+    loop = asyncio.get_running_loop()
+    with (
+        socket.create_server(("127.0.0.1", 0)) as app_listener,
+        (tmp_path / "log").open("w") as out,
+    ):
         app_listener.setblocking(False)
-        loop = asyncio.get_running_loop()
-        log = EventLog(None, (tmp_path / "log").open("w"))
+        log = EventLog(None, out)
         context = RelayContext(
             loop,
             "127.0.0.1",
@@ -222,24 +239,102 @@ def test_a_bug_while_closing_the_client_does_not_leak_the_app_socket(tmp_path: P
         ours, theirs = socket.socketpair()
         pair = RawPair(poller, socket.SocketType(ours.family, ours.type, 0, ours.detach()))
         pair.start(None)
-        app_side, _ = await loop.sock_accept(app_listener)
-        assert await wait_for(lambda: pair.app_ready)
-        pair.tap = _BrokenTap()  # type: ignore[assignment]
-        with pytest.raises(RuntimeError, match="a bug in the tap"):
-            pair.abort()
-        assert pair.app is None  # closed in spite of the bug
-        app_side.setblocking(True)
-        app_side.settimeout(5)
-        assert app_side.recv(10) == b""  # the app sees the close
-        poller.close()
-        for sock in (app_side, app_listener, theirs):
-            sock.close()
-
-    async def wait_for(condition: Callable[[], bool]) -> bool:
+        app_peer, _ = await loop.sock_accept(app_listener)
         for _ in range(500):
-            if condition():
-                return True
+            if pair.app_ready:
+                break
             await asyncio.sleep(0.01)
-        return False
+        assert pair.app_ready
+        try:
+            with theirs, app_peer:
+                app_peer.setblocking(True)
+                app_peer.settimeout(5)
+                theirs.settimeout(5)
+                yield LivePair(context, poller, pair, theirs, app_peer)
+        finally:
+            poller.close()
+
+
+@pytest.mark.skipif(not hasattr(select, "epoll"), reason="Linux only")
+def test_a_bug_while_closing_the_client_does_not_leak_the_app_socket(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with live_pair(tmp_path) as live:
+            live.pair.tap = _BrokenTap()  # type: ignore[assignment]
+            with pytest.raises(RuntimeError, match="a bug in the tap"):
+                live.pair.abort()
+            assert live.pair.app is None  # closed in spite of the bug
+            assert live.app_peer.recv(10) == b""  # the app sees the close
+
+    asyncio.run(scenario())
+
+
+def epolls(pid: int) -> dict[int, set[int]]:
+    """Each epoll descriptor of process `pid`, with the descriptors registered in it."""
+    found: dict[int, set[int]] = {}
+    for link in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if str(Path.readlink(link)) != "anon_inode:[eventpoll]":
+                continue
+            info = Path(f"/proc/{pid}/fdinfo/{link.name}").read_text()
+        except FileNotFoundError:
+            continue
+        found[int(link.name)] = {int(fd) for fd in re.findall(r"^tfd:\s*(\d+)", info, re.M)}
+    return found
+
+
+@pytest.mark.skipif(not hasattr(select, "epoll"), reason="Linux only")
+def test_a_keep_alive_connection_moves_to_the_protocols_core_at_its_second_request(
+    tmp_path: Path,
+) -> None:
+    with (
+        AppServer() as app,
+        Sink() as sink,
+        proxy(tmp_path, app.port, f"gor://127.0.0.1:{sink.port}", core="epoll") as front,
+        Client(front.port) as client,
+    ):
+        assert client.request("GET", "/first").body == b"GET /first"
+        before = epolls(front.proc.pid)
+        # The poller's epoll is the one the loop's epoll watches.
+        (poller,) = [fd for fd in before if any(fd in other for other in before.values())]
+        assert len(before[poller]) == 3  # the listening socket, the client's and the app's
+        assert client.request("POST", "/second", body=b"x" * 5000).body == b"POST /second"
+        after = epolls(front.proc.pid)
+        moved = before[poller] - after[poller]
+        assert len(moved) == 2 and len(after[poller]) == 1  # only the listener is left
+        assert any(moved <= registered for registered in after.values())  # on the loop's
+        for i in range(20):  # the protocols core relays the rest
+            assert client.request("GET", f"/more/{i}").body == f"GET /more/{i}".encode()
+        wait_until(lambda: sink.total() > 0 and sink.streams()[0].count(b"\n1 ") >= 21)
+    stats = front.stats()[-1]
+    assert (stats["open"], stats["requests"], stats["mirrored"]) == ("0", "22", "22")
+    assert "relay_bug" not in front.log()
+
+
+@pytest.mark.skipif(not hasattr(select, "epoll"), reason="Linux only")
+@pytest.mark.parametrize("when", ["before it ran", "after the client transport"])
+def test_a_hand_over_cut_short_closes_both_sockets(tmp_path: Path, when: str) -> None:
+    # A drain's abort can come while the transports are being made.
+    async def scenario() -> None:
+        async with live_pair(tmp_path) as live:
+            pair, counters = live.pair, live.context.counters
+            assert pair.app is not None and counters.open == 1
+            live.poller.remove(pair.cfd)
+            live.poller.remove(pair.afd)
+            side = ClientSide.take_over(pair, pair.client, pair.app)
+            assert live.context.relays == {side}
+            if when != "before it ran":
+                for _ in range(500):
+                    if side.transport is not None:
+                        break
+                    await asyncio.sleep(0)
+                assert side.app_transport is None  # the app's is still to come
+            side.abort()
+            for _ in range(100):
+                await asyncio.sleep(0.01)
+                if counters.open == 0:
+                    break
+            assert counters.open == 0 and not live.context.relays
+            assert live.app_peer.recv(10) == b""  # both sides see the close
+            assert live.client_peer.recv(10) == b""
 
     asyncio.run(scenario())

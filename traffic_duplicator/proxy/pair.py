@@ -104,6 +104,17 @@ class Pair:
         """Half-close towards the app (after what is pending to it)."""
         raise NotImplementedError
 
+    def _take_over(self, other: Pair) -> None:
+        """Carry on `other`'s connection: its state (framer, tap, tracker, flags) becomes
+        this pair's, and this pair replaces it among the context's relays (it stays
+        counted as one open connection). The epoll core hands an idle keep-alive
+        connection over to the protocols core this way (rawpair.RawPair._hand_over)."""
+        for name in Pair.__slots__:
+            setattr(self, name, getattr(other, name))
+        relays = self.context.relays
+        relays.discard(other)
+        relays.add(self)
+
     # ---- opened and closed ---------------------------------------------------------
 
     def _opened(self, peer: object) -> None:

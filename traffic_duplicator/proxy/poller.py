@@ -66,6 +66,11 @@ class Poller:
         """Before `fd` closes (closing it removes it from the epoll: no syscall here)."""
         self.owners.pop(fd, None)
 
+    def remove(self, fd: int) -> None:
+        """`fd` leaves the epoll but stays open (it is handed over to a transport)."""
+        self.owners.pop(fd, None)
+        self.epoll.unregister(fd)
+
     def _wake(self) -> None:
         owners = self.owners
         listener = self.listener

@@ -25,6 +25,7 @@ and not kept (bench/README.md, "Per connection: what was tried").
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any, cast
 
 from traffic_duplicator.proxy.pair import (
@@ -33,6 +34,7 @@ from traffic_duplicator.proxy.pair import (
     DRAIN_IDLE_GRACE,
     Pair,
     RelayContext,
+    log_fields,
 )
 
 __all__ = [
@@ -50,8 +52,11 @@ class ClientSide(Pair, asyncio.Protocol):
 
     __slots__ = ("app", "app_transport", "connect_task", "early", "transport")
 
-    def __init__(self, context: RelayContext) -> None:
-        super().__init__(context)
+    def __init__(self, context: RelayContext, taken_from: Pair | None = None) -> None:
+        if taken_from is None:
+            super().__init__(context)
+        else:
+            self._take_over(taken_from)
         self.transport: asyncio.Transport | None = None
         self.app: AppSide | None = None
         self.app_transport: asyncio.Transport | None = None
@@ -66,6 +71,8 @@ class ClientSide(Pair, asyncio.Protocol):
         # Reading stops until the app connection exists. uvloop ignores a pause before
         # its first read, so data_received also holds (one read) and pauses then.
         self.transport.pause_reading()
+        if self.app_ready:
+            return  # taken over from the epoll core: `_adopt` brings the app socket
         self._opened(transport.get_extra_info("peername") if self.context.verbose else None)
         self.connect_task = self.context.loop.create_task(self._connect_app())
 
@@ -107,6 +114,47 @@ class ClientSide(Pair, asyncio.Protocol):
         app = self.app_transport
         if app is not None and not app.is_closing():
             app.resume_reading()
+
+    # ---- taken over from the epoll core ---------------------------------------------
+
+    @classmethod
+    def take_over(cls, pair: Pair, client: socket.SocketType, app: socket.SocketType) -> ClientSide:
+        """Relay `pair`'s connection, idle between two keep-alive requests, from now on.
+
+        `client` and `app` are its connected non-blocking sockets, no longer on the epoll
+        core's poller; bytes that arrived meanwhile wait in the kernel. asyncio makes
+        transports for existing sockets only in coroutines, so a task does it, kept in
+        `connect_task` until both exist; a close or abort meanwhile cancels it.
+        """
+        side = cls(pair.context, taken_from=pair)
+        task = side.context.loop.create_task(side._adopt(client, app))
+        task.add_done_callback(lambda done: side._adopted(done, client, app))
+        side.connect_task = task
+        return side
+
+    async def _adopt(self, client: socket.SocketType, app: socket.SocketType) -> None:
+        loop = self.context.loop
+        # Both loops take the C socket type the epoll core uses (typeshed says socket.socket).
+        await loop.connect_accepted_socket(lambda: self, cast(socket.socket, client))
+        await loop.create_connection(lambda: AppSide(self), sock=cast(socket.socket, app))
+
+    def _adopted(
+        self, task: asyncio.Task[None], client: socket.SocketType, app: socket.SocketType
+    ) -> None:
+        """The hand-over's end. A failure (a reset meanwhile) or a cancellation (even one
+        before the task ran) closes both sockets and counts the connection closed."""
+        exc = None if task.cancelled() else task.exception()
+        if exc is None and not task.cancelled():
+            return
+        if self.app_transport is None:
+            app.close()
+        if self.transport is not None:
+            self.transport.abort()  # its connection_lost counts the connection closed
+        elif not self.closed:
+            client.close()
+            self._lost(exc)
+        if exc is not None and not isinstance(exc, OSError):
+            self.context.errors.event("relay_bug", at="relay_bug", **log_fields(exc))
 
     # ---- the app connection ---------------------------------------------------------
 
@@ -164,8 +212,11 @@ class ClientSide(Pair, asyncio.Protocol):
 
     def close(self) -> None:
         """Close both sides after flushing what each has pending."""
-        if self.transport is not None:
-            self.transport.close()
+        if self.transport is None:  # being taken over: nothing is pending yet
+            if self.connect_task is not None:
+                self.connect_task.cancel()
+            return
+        self.transport.close()
         if self.app_transport is not None:
             self.app_transport.close()
 
