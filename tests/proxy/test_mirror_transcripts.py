@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from tests.proxy.transcript import Transcript, request
 from traffic_duplicator.gorproto import SEPARATOR
+from traffic_duplicator.proxy.connection import LINGER_BYTES
 from traffic_duplicator.proxy.health import RECONNECT_BACKOFF, REOPEN_AFTER_RESET, TargetState
-from traffic_duplicator.proxy.mirror import MAX_EXTRA_CONNECTIONS
+from traffic_duplicator.proxy.mirror import GOR_LINGER, MAX_EXTRA_CONNECTIONS
 
 UP, BACKING_OFF, PROBING, RESETTING = TargetState
 
@@ -176,6 +177,44 @@ def test_bytes_waiting_for_a_connection_count_as_behind() -> None:
     assert t.send("/p4", 300) == ["log mirror_drop reason=behind"]
     assert t.connect(1) == ["write 1 /p1 /p3"]
     assert t.counts() == (2, 1, 0)
+
+
+def test_gor_copies_linger_to_share_one_send() -> None:
+    t = Transcript(gor=True)
+    t.send("/a")
+    t.connect(1)
+    for path in ("/b", "/c", "/d"):  # three iterations within the linger
+        t.target.send(request(path), close=False)
+        t.loop.run_soon()
+    assert t.take() == []
+    t.loop.advance(GOR_LINGER)
+    assert t.take() == ["write 1 /b /c /d"]
+
+
+def test_gor_copies_past_the_linger_bytes_go_at_the_iterations_end() -> None:
+    t = Transcript(gor=True, buffer_bytes=1 << 20)
+    t.send("/a")
+    t.connect(1)
+    t.target.send(request("/small"), close=False)
+    t.loop.run_soon()
+    assert t.take() == []
+    t.target.send(request("/big", LINGER_BYTES), close=False)
+    t.loop.run_soon()
+    assert t.take() == ["write 1 /small /big"]
+    t.loop.advance(GOR_LINGER)
+    assert t.take() == []  # the linger's timer was cancelled
+
+
+def test_close_cancels_the_linger() -> None:
+    t = Transcript(gor=True)
+    t.send("/a")
+    t.connect(1)
+    t.target.send(request("/b"), close=False)
+    t.loop.run_soon()
+    t.target.close()
+    assert t.take() == ["close 1"]  # the corked copy is abandoned, as close() says
+    t.loop.advance(GOR_LINGER)
+    assert t.take() == []
 
 
 def test_a_gor_target_counts_only_its_own_buffers() -> None:

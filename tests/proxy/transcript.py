@@ -25,7 +25,7 @@ from traffic_duplicator.logs import EventLog, RateLimitedLog
 from traffic_duplicator.proxy.config import MirrorConfig, TargetKind, TargetSpec
 from traffic_duplicator.proxy.connection import MirrorConnection
 from traffic_duplicator.proxy.health import TargetState
-from traffic_duplicator.proxy.mirror import MirrorTarget
+from traffic_duplicator.proxy.mirror import GOR_LINGER, MirrorTarget
 
 _REQUEST_LINE = re.compile(rb"(?:GET|POST|PUT) (\S+) HTTP/1\.1\r\n")
 # Log fields worth a transcript line: the rest (counters, byte counts) are read directly.
@@ -162,6 +162,7 @@ class Transcript:
         target_class: type[MirrorTarget] = MirrorTarget,
     ):
         self.actions: list[str] = []
+        self.gor = gor
         self.loop = FakeLoop()
         self.conns: list[MirrorConnection] = []  # in the order they were dialed
         self.dialed_at: list[float] = []
@@ -201,7 +202,10 @@ class Transcript:
         return self.target.begin(head, close=False)
 
     def iteration(self) -> list[str]:
+        """The iteration's end; for a gor:// target, its linger too (the copies go out)."""
         self.loop.run_soon()
+        if self.gor:
+            self.loop.advance(GOR_LINGER)
         return self.take()
 
     # ---- events in: the network's side ----------------------------------------------------

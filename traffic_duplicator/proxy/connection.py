@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 CONNECT_TIMEOUT = 3.0
 # A retired connection waits this long for the target to answer and close it.
 RETIRE_LINGER = 30.0
+# Corked bytes beyond this go at the iteration's end, not after a gor:// target's linger.
+LINGER_BYTES = 64 * 1024
 
 
 class Cancellable(Protocol):
@@ -85,6 +87,8 @@ class MirrorConnection(asyncio.Protocol):
         self.chunks.append(data)
         self.chunks_size += len(data)
         target.unsent += len(data)
+        if target.unsent > LINGER_BYTES:
+            target.hurry()
         if self.transport is None:
             target.waiting += len(data)
 

@@ -5,23 +5,29 @@ connections (`Connection: close`) does not turn into a connection per request he
 request is written whole to one connection; a request that arrives in pieces (a stream)
 owns its connection until its end, so two requests never interleave on one connection.
 
-Writes are corked for one event-loop iteration: the requests of every client read in an
-iteration go to the target in one send. On loopback a send costs far more than the
-Python around it (it runs the receiver's TCP stack), so this is the mirror's main saving.
+Writes are corked: the requests of every client read in an event-loop iteration go to a
+raw-HTTP target in one send, and a gor:// target's for GOR_LINGER (1 ms) at most. On
+loopback a send costs far more than the Python around it (it runs the receiver's TCP
+stack and wakes the receiver), so this is the mirror's main saving. A gor:// target is
+usually the replayer on the same dyno, sharing its CPUs with the app: one wake-up per
+millisecond instead of one per request leaves those CPUs to production. Raw-HTTP copies
+are not held longer than an iteration, since more of them in one send would be
+pipelined on one connection to a server that may handle pipelining poorly.
 
-Bounded memory: the bytes a target is behind by are capped; corked bytes are not counted,
-they are handed over within the iteration. Behind means not yet known to have arrived:
-waiting for a connection to be established, in a transport's buffer, or, for a raw-HTTP
-target, handed over but not answered yet. Every raw request gets a response, so the
-copies a target that stops reading leaves in the kernel's socket buffers (about 1 MB per
-connection, outside our RSS) count too, retired connections included; a gor:// target
-never answers, so only our own buffers can be counted for it. At a request's start, a
-target over its cap loses the whole request (`dropped`). Open connections, retired ones
-included, are capped as well. A stream that pushes the target over the cap mid-request
-has its connection reset and is counted `dropped`; the client's next request starts on
-another connection. A target that refuses, times out or breaks is `failed`; new
-connections to it wait for a capped backoff, and while it is down its requests fail at
-once instead of waiting anywhere.
+Bounded memory: the bytes a target is behind by are capped; corked bytes are not
+counted, they are handed over within the iteration or the linger (at once past
+connection.LINGER_BYTES). Behind means not yet known to have arrived: waiting for a
+connection to be established, in a transport's buffer, or, for a raw-HTTP target, handed
+over but not answered yet. Every raw request gets a response, so the copies a target
+that stops reading leaves in the kernel's socket buffers (about 1 MB per connection,
+outside our RSS) count too, retired connections included; a gor:// target never answers,
+so only our own buffers can be counted for it. At a request's start, a target over its
+cap loses the whole request (`dropped`). Open connections, retired ones included, are
+capped as well. A stream that pushes the target over the cap mid-request has its
+connection reset and is counted `dropped`; the client's next request starts on another
+connection. A target that refuses, times out or breaks is `failed`; new connections to
+it wait for a capped backoff, and while it is down its requests fail at once instead of
+waiting anywhere.
 
 May a target get new connections (up, backing off, probing, resetting)? The state machine
 in `health` says. The two framings (raw HTTP, gor) are strategies in `framing`.
@@ -55,6 +61,8 @@ WATCHDOG_INTERVAL = 0.5
 # (or, with `Connection: close` clients, one per request). Retired connections count:
 # at this many open connections no new one is opened.
 MAX_EXTRA_CONNECTIONS = 64
+# How long a gor:// target's copies may wait to share one send (module docstring).
+GOR_LINGER = 0.001
 
 
 class TargetOptions(TypedDict, total=False):
@@ -94,6 +102,8 @@ class MirrorTarget:
         self._current: MirrorConnection | None = None  # whole requests' pick this iteration
         self._dirty: list[MirrorConnection] = []
         self._flush_scheduled = False
+        self._linger = GOR_LINGER if spec.kind is TargetKind.GOR else 0.0
+        self._flush_timer: Cancellable | None = None
         self._health = TargetHealth()
         self._errors = errors
         self._log = log
@@ -234,14 +244,27 @@ class MirrorTarget:
     # ---- corking --------------------------------------------------------------------
 
     def dirty(self, conn: MirrorConnection) -> None:
-        """`conn` got its first unsent bytes this iteration: flush them at its end."""
+        """`conn` got its first unsent bytes: flush them at the iteration's end, or after
+        the linger (gor://)."""
         self._dirty.append(conn)
         if not self._flush_scheduled:
             self._flush_scheduled = True
+            if self._linger:
+                self._flush_timer = self._loop().call_later(self._linger, self._flush)
+            else:
+                self._loop().call_soon(self._flush)
+
+    def hurry(self) -> None:
+        """More than LINGER_BYTES are corked: flush at the iteration's end, not later."""
+        timer = self._flush_timer
+        if timer is not None:
+            timer.cancel()
+            self._flush_timer = None
             self._loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        self._flush_timer = None
         self._current = None  # the next iteration's requests go to the next connection
         dirty = self._dirty
         self._dirty = []
@@ -487,6 +510,9 @@ class MirrorTarget:
         self._closing = True
         if self._watchdog is not None:
             self._watchdog.cancel()
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
         for conn in list(self._live):
             conn.discard()
             transport = conn.transport
