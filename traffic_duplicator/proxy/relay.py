@@ -71,7 +71,7 @@ class ClientSide(Pair, asyncio.Protocol):
         # Reading stops until the app connection exists. uvloop ignores a pause before
         # its first read, so data_received also holds (one read) and pauses then.
         self.transport.pause_reading()
-        if self.app_ready:
+        if self.connect_task is not None:
             return  # taken over from the epoll core: `_adopt` brings the app socket
         self._opened(transport.get_extra_info("peername") if self.context.verbose else None)
         self.connect_task = self.context.loop.create_task(self._connect_app())
@@ -99,7 +99,8 @@ class ClientSide(Pair, asyncio.Protocol):
         # Break the ClientSide <-> AppSide cycle, so that reference counting frees the
         # pair at once instead of leaving it to the cyclic garbage collector.
         self.app = None
-        self._lost(exc)
+        if not self.closed:  # a failed hand-over may have counted it (_adopted)
+            self._lost(exc)
         if self.app_transport is not None:
             self.app_transport.close()  # what the client sent still reaches the app
         elif self.connect_task is not None:
@@ -127,6 +128,9 @@ class ClientSide(Pair, asyncio.Protocol):
         `connect_task` until both exist; a close or abort meanwhile cancels it.
         """
         side = cls(pair.context, taken_from=pair)
+        # Not idle until the app transport exists: the bytes that started the hand-over
+        # wait in the kernel, so a drain meanwhile must not close the connection.
+        side.app_ready = False
         task = side.context.loop.create_task(side._adopt(client, app))
         task.add_done_callback(lambda done: side._adopted(done, client, app))
         side.connect_task = task
@@ -149,8 +153,10 @@ class ClientSide(Pair, asyncio.Protocol):
         if self.app_transport is None:
             app.close()
         if self.transport is not None:
-            self.transport.abort()  # its connection_lost counts the connection closed
-        elif not self.closed:
+            # uvloop calls connection_made, but never connection_lost, for a transport
+            # whose connect_accepted_socket was cancelled: count it closed here.
+            self.transport.abort()
+        if not self.closed:
             client.close()
             self._lost(exc)
         if exc is not None and not isinstance(exc, OSError):
