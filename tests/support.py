@@ -78,6 +78,9 @@ def python_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env["PYTHONUNBUFFERED"] = "1"
+    # The test extra installs uvloop for in-process tests on both loops; child engines run
+    # on asyncio unless TEST_UVLOOP=1 (or a test says otherwise).
+    env["TRAFFIC_DUPLICATOR_UVLOOP"] = os.environ.get("TEST_UVLOOP", "0")
     env.update(extra)
     return env
 

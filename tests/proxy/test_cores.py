@@ -14,8 +14,9 @@ import hashlib
 import re
 import select
 import socket
+import struct
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -310,31 +311,146 @@ def test_a_keep_alive_connection_moves_to_the_protocols_core_at_its_second_reque
     assert "relay_bug" not in front.log()
 
 
+# ---- the hand-over, cut short at each step ------------------------------------------------
+
+REQUEST = b"GET /%s HTTP/1.1\r\nHost: t\r\n\r\n"
+RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+# uvloop's transports differ from asyncio's where it matters here (a cancelled
+# connect_accepted_socket calls connection_made but never connection_lost).
+LOOPS = ("asyncio", "uvloop")
+
+
+def run_on(loop: str, scenario: Coroutine[object, object, None]) -> None:
+    if loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            scenario.close()
+            pytest.skip("uvloop is not installed here (pip install uvloop==0.23.0)")
+        uvloop.run(scenario)
+    else:
+        asyncio.run(scenario)
+
+
+def tcp_socketpair() -> tuple[socket.socket, socket.socket]:
+    """Like socket.socketpair(), over TCP, so that the client's end can reset."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        theirs = socket.create_connection(listener.getsockname())
+        ours, _ = listener.accept()
+    return ours, theirs
+
+
+async def recv(sock: socket.socket) -> bytes:
+    return await asyncio.wait_for(asyncio.get_running_loop().sock_recv(sock, 65536), 5)
+
+
+async def peer_closed(sock: socket.socket) -> bool:
+    """True once `sock`'s peer has closed it (with a FIN or a reset); bytes before are skipped."""
+    try:
+        while await recv(sock):
+            pass
+    except ConnectionResetError:
+        pass
+    return True
+
+
+async def hand_over(live: LivePair, steps: int) -> ClientSide:
+    """One exchange, then a second request: the pair hands over; `steps` iterations pass."""
+    client, app = live.client_peer, live.app_peer
+    client.setblocking(False)
+    app.setblocking(False)
+    client.send(REQUEST % b"a")
+    assert await recv(app) == REQUEST % b"a"
+    app.send(RESPONSE)
+    assert await recv(client) == RESPONSE
+    client.send(REQUEST % b"b")
+    for _ in range(1000):
+        if live.pair.closed:
+            break
+        await asyncio.sleep(0)
+    assert live.pair.closed  # inert: its sockets are the new pair's
+    for _ in range(steps):
+        await asyncio.sleep(0)
+    (side,) = live.context.relays
+    assert isinstance(side, ClientSide)
+    return side
+
+
+async def all_closed(live: LivePair) -> None:
+    counters = live.context.counters
+    for _ in range(200):
+        if counters.open == 0 and not live.context.relays:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"still open: {counters.open}, {live.context.relays}")
+
+
 @pytest.mark.skipif(not hasattr(select, "epoll"), reason="Linux only")
-@pytest.mark.parametrize("when", ["before it ran", "after the client transport"])
-def test_a_hand_over_cut_short_closes_both_sockets(tmp_path: Path, when: str) -> None:
-    # A drain's abort can come while the transports are being made.
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_drain_during_the_hand_over_still_relays_the_request_that_started_it(
+    tmp_path: Path, loop: str
+) -> None:
+    # That request arrived before the drain: the epoll core would have relayed it.
     async def scenario() -> None:
         async with live_pair(tmp_path) as live:
-            pair, counters = live.pair, live.context.counters
-            assert pair.app is not None and counters.open == 1
-            live.poller.remove(pair.cfd)
-            live.poller.remove(pair.afd)
-            side = ClientSide.take_over(pair, pair.client, pair.app)
-            assert live.context.relays == {side}
-            if when != "before it ran":
-                for _ in range(500):
-                    if side.transport is not None:
-                        break
-                    await asyncio.sleep(0)
-                assert side.app_transport is None  # the app's is still to come
-            side.abort()
-            for _ in range(100):
-                await asyncio.sleep(0.01)
-                if counters.open == 0:
-                    break
-            assert counters.open == 0 and not live.context.relays
-            assert live.app_peer.recv(10) == b""  # both sides see the close
-            assert live.client_peer.recv(10) == b""
+            side = await hand_over(live, steps=0)
+            assert side.app_transport is None  # still adopting
+            live.context.drain()
+            assert await recv(live.app_peer) == REQUEST % b"b"
+            live.app_peer.send(RESPONSE)
+            assert await recv(live.client_peer) == RESPONSE
+            await all_closed(live)  # closed after its response, as a drain does
+            assert await peer_closed(live.client_peer)
 
-    asyncio.run(scenario())
+    run_on(loop, scenario())
+
+
+@pytest.mark.skipif(not hasattr(select, "epoll"), reason="Linux only")
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("steps", range(6))
+@pytest.mark.parametrize("cut", ["abort", "close", "client reset", "app reset"])
+def test_a_hand_over_cut_short_closes_both_sockets(
+    tmp_path: Path, loop: str, steps: int, cut: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A drain's close or abort, or either peer's reset, at each step of the adoption.
+    monkeypatch.setattr(socket, "socketpair", tcp_socketpair)
+
+    async def scenario() -> None:
+        async with live_pair(tmp_path) as live:
+            side = await hand_over(live, steps)
+            if cut in ("abort", "close"):
+                getattr(side, cut)()
+            else:
+                peer = live.client_peer if cut == "client reset" else live.app_peer
+                peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                peer.close()
+            await all_closed(live)
+            for peer in (live.client_peer, live.app_peer):
+                assert peer.fileno() == -1 or await peer_closed(peer)
+
+    run_on(loop, scenario())
+
+
+@pytest.mark.skipif(not hasattr(select, "epoll"), reason="Linux only")
+def test_pipelined_uploaded_and_upgraded_requests_after_the_hand_over(tmp_path: Path) -> None:
+    with (
+        AppServer() as app,
+        proxy(tmp_path, app.port, core="epoll") as front,
+        Client(front.port) as client,
+    ):
+        assert client.request("GET", "/first").body == b"GET /first"
+        client.send(b"".join(REQUEST % b"p%d" % i for i in range(5)))
+        for i in range(5):
+            assert client.read().body == b"GET /p%d" % i
+        assert client.request("POST", "/upload", body=b"y" * (3 * MiB)).status == 200
+        client.send(
+            REQUEST.replace(b"\r\n\r\n", b"\r\nUpgrade: ws\r\nConnection: Upgrade\r\n\r\n") % b"ws"
+        )
+        assert client.read().status == 101
+        client.send(b"raw bytes")
+        got = b""
+        while len(got) < 9:
+            got += client.sock.recv(100)
+        assert got == b"raw bytes"
+    assert front.stats()[-1]["open"] == "0"
+    assert "relay_bug" not in front.log()
