@@ -162,7 +162,7 @@ function gor::available() {
 # The classic build passes BUILD_DIR/.traffic-duplicator/vendor/gor; a Cloud Native
 # Buildpack's bin/build passes its launch layer's vendor/gor (the layer being
 # TRAFFIC_DUPLICATOR_HOME), and CNB_TARGET_ARCH as ARCH. Callers source lib/output.sh,
-# lib/utils.sh and lib/python.sh first (messages, scratch space, curl limits).
+# lib/utils.sh first (messages, scratch space, downloads).
 function gor::install_release() {
 	local dest_dir="${1}" cache_dir="${2}" version="${3}" arch="${4}" url="${5:-}" sha256="${6:-}"
 	local line pinned_url="" pinned_sha="" known_version="no"
@@ -218,27 +218,10 @@ function gor::_sha256() {
 
 function gor::_download() {
 	local url="${1}" dest="${2}" cache_dir="${3}"
-	local error_log http_code status=0
-	error_log="$(utils::scratch_dir "${cache_dir}")/gor-curl-error.log"
-	http_code="$(
-		curl --fail --silent --show-error --location \
-			--retry "${TD_CURL_RETRIES}" --retry-connrefused --retry-max-time "${TD_CURL_MAX_TIME}" \
-			--connect-timeout "${TD_CURL_CONNECT_TIMEOUT}" --max-time "${TD_CURL_MAX_TIME}" \
-			--output "${dest}" --write-out '%{http_code}' "${url}" 2>"${error_log}"
-	)" || status=$?
-	if ((status == 0)); then
-		rm -f "${error_log}"
+	if utils::download "${url}" "${dest}" "${cache_dir}"; then
 		return 0
 	fi
-	local curl_said problem="curl failed with exit status ${status}"
-	curl_said="$(head -n 1 "${error_log}" 2>/dev/null || true)"
-	rm -f "${dest}" "${error_log}"
-	case "${status}" in
-		22) problem="the server answered HTTP ${http_code}" ;;
-		5 | 6) problem="the host name could not be resolved (DNS)" ;;
-		7) problem="the server could not be reached (connection refused or no route)" ;;
-		28) problem="the download timed out (connect limit ${TD_CURL_CONNECT_TIMEOUT}s, total ${TD_CURL_MAX_TIME}s)" ;;
-	esac
+	local problem="${TD_DOWNLOAD_PROBLEM}" curl_said="${TD_DOWNLOAD_SAID}"
 	output::error <<-EOF
 		Error: could not download GoReplay: ${problem}.
 

@@ -18,13 +18,6 @@ TD_PYTHON_BASE_URL="https://heroku-buildpack-python.s3.us-east-1.amazonaws.com"
 TD_PYTHON_MIN_MAJOR=3
 TD_PYTHON_MIN_MINOR=10
 
-# curl limits. The archives are ~10 MB; the generous max-time suits slow build networks.
-# TRAFFIC_DUPLICATOR_CURL_* (process environment only, not config vars) exist so the tests
-# and self-hosted builders can shorten them.
-TD_CURL_CONNECT_TIMEOUT="${TRAFFIC_DUPLICATOR_CURL_CONNECT_TIMEOUT:-10}"
-TD_CURL_MAX_TIME="${TRAFFIC_DUPLICATOR_CURL_MAX_TIME:-120}"
-TD_CURL_RETRIES="${TRAFFIC_DUPLICATOR_CURL_RETRIES:-3}"
-
 # Set by python::select: a description of the dyno's Python for the summary, and the
 # interpreter the build itself uses to validate config and byte-compile the package.
 TD_PYTHON_DESCRIPTION=""
@@ -181,56 +174,29 @@ function python::_prune_cache() {
 	done
 }
 
-# Downloads URL to DEST (through a partial file, so an interrupted download is never cached).
-# Each way a download fails gets its own message and fix.
+# Downloads URL to DEST (utils::download). Each way a download fails gets its own fix.
 function python::_download() {
 	local url="${1}" dest="${2}" cache_dir="${3}"
-	local scratch partial error_log http_code status=0
-	scratch="$(utils::scratch_dir "${cache_dir}")"
-	partial="${dest}.partial"
-	error_log="${scratch}/curl-error.log"
-	rm -f "${partial}"
-
-	http_code="$(
-		curl \
-			--fail \
-			--silent \
-			--show-error \
-			--location \
-			--retry "${TD_CURL_RETRIES}" \
-			--retry-connrefused \
-			--retry-max-time "${TD_CURL_MAX_TIME}" \
-			--connect-timeout "${TD_CURL_CONNECT_TIMEOUT}" \
-			--max-time "${TD_CURL_MAX_TIME}" \
-			--output "${partial}" \
-			--write-out '%{http_code}' \
-			"${url}" 2>"${error_log}"
-	)" || status=$?
-
-	if ((status == 0)); then
-		mv -f "${partial}" "${dest}"
-		rm -f "${error_log}"
+	if utils::download "${url}" "${dest}" "${cache_dir}"; then
 		return 0
 	fi
-
-	local curl_said
-	curl_said="$(head -n 1 "${error_log}" 2>/dev/null || true)"
-	rm -f "${partial}" "${error_log}"
+	local status="${TD_DOWNLOAD_STATUS}" http_code="${TD_DOWNLOAD_HTTP_CODE}"
+	local problem="${TD_DOWNLOAD_PROBLEM}" curl_said="${TD_DOWNLOAD_SAID}"
 	local fix_url="Check the URL in TRAFFIC_DUPLICATOR_PYTHON_URL (heroku config:get TRAFFIC_DUPLICATOR_PYTHON_URL), or unset it to use heroku/python's archive (heroku config:unset TRAFFIC_DUPLICATOR_PYTHON_URL)."
 	local fix_mirror="If your builds cannot reach it, copy the archive to a server they can reach and set TRAFFIC_DUPLICATOR_PYTHON_URL to the copy's full URL."
 	case "${status}" in
 		5 | 6)
-			python::_fail_download "${url}" "the host name could not be resolved (DNS)" "${curl_said}" \
+			python::_fail_download "${url}" "${problem}" "${curl_said}" \
 				"$(python::_pick_fix "${fix_url}" "Check that the build machine can resolve and reach ${TD_PYTHON_BASE_URL#https://}.")" \
 				"${fix_mirror}"
 			;;
 		7)
-			python::_fail_download "${url}" "the server could not be reached (connection refused or no route)" "${curl_said}" \
+			python::_fail_download "${url}" "${problem}" "${curl_said}" \
 				"$(python::_pick_fix "${fix_url}" "Wait a minute: the server may be briefly unavailable.")" \
 				"${fix_mirror}"
 			;;
 		28)
-			python::_fail_download "${url}" "the download timed out (connect limit ${TD_CURL_CONNECT_TIMEOUT}s, total limit ${TD_CURL_MAX_TIME}s)" "${curl_said}" \
+			python::_fail_download "${url}" "${problem}" "${curl_said}" \
 				"$(python::_pick_fix "${fix_url}" "Wait a minute: the network or the server may be slow for a moment.")" \
 				"${fix_mirror}"
 			;;
@@ -242,24 +208,24 @@ function python::_download() {
 						"$(python::_pick_fix "Make sure the archive there is a CPython ${TD_PYTHON_MIN_MAJOR}.${TD_PYTHON_MIN_MINOR}+ built for this stack and CPU, with bin/python3 and lib/ at its top level." "Or set TRAFFIC_DUPLICATOR_PYTHON_URL to the full URL of a CPython ${TD_PYTHON_MIN_MAJOR}.${TD_PYTHON_MIN_MINOR}+ archive with the same layout, built for this stack.")"
 					;;
 				*)
-					python::_fail_download "${url}" "the server answered HTTP ${http_code}" "${curl_said}" \
+					python::_fail_download "${url}" "${problem}" "${curl_said}" \
 						"$(python::_pick_fix "${fix_url}" "Wait a minute: server errors are usually temporary.")" \
 						"${fix_mirror}"
 					;;
 			esac
 			;;
 		35 | 51 | 53 | 54 | 58 | 59 | 60 | 64 | 66 | 77 | 80 | 82 | 83 | 90 | 91)
-			python::_fail_download "${url}" "the TLS connection failed (certificate or handshake)" "${curl_said}" \
+			python::_fail_download "${url}" "${problem}" "${curl_said}" \
 				"$(python::_pick_fix "${fix_url}" "Check the build machine's CA certificates and clock.")" \
 				"Serve the archive from a host with a publicly trusted certificate."
 			;;
 		1 | 3)
-			python::_fail_download "${url}" "curl cannot use this URL" "${curl_said}" \
+			python::_fail_download "${url}" "${problem}" "${curl_said}" \
 				"Set TRAFFIC_DUPLICATOR_PYTHON_URL to a full http:// or https:// URL of a runtime archive." \
 				"Or unset it to use heroku/python's archive: heroku config:unset TRAFFIC_DUPLICATOR_PYTHON_URL"
 			;;
 		*)
-			python::_fail_download "${url}" "curl failed with exit status ${status}" "${curl_said}" \
+			python::_fail_download "${url}" "${problem}" "${curl_said}" \
 				"$(python::_pick_fix "${fix_url}" "Wait a minute: most download failures are temporary.")" \
 				"${fix_mirror}"
 			;;

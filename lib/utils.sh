@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Small helpers shared by the hooks: the ERR trap that explains unexpected failures,
-# scratch space inside CACHE_DIR, and version checks of a Python interpreter.
+# scratch space inside CACHE_DIR, downloads, and version checks of a Python interpreter.
 
 set -euo pipefail
 
@@ -43,6 +43,70 @@ function utils::scratch_dir() {
 	local dir="${cache_dir}/traffic-duplicator/tmp"
 	mkdir -p "${dir}"
 	echo "${dir}"
+}
+
+# curl limits for every download (the Python runtime ~10 MB, GoReplay, the uvloop wheel);
+# the generous max-time suits slow build networks. TRAFFIC_DUPLICATOR_CURL_* (process
+# environment only, not config vars) exist so the tests and self-hosted builders can
+# shorten them.
+TD_CURL_CONNECT_TIMEOUT="${TRAFFIC_DUPLICATOR_CURL_CONNECT_TIMEOUT:-10}"
+TD_CURL_MAX_TIME="${TRAFFIC_DUPLICATOR_CURL_MAX_TIME:-120}"
+TD_CURL_RETRIES="${TRAFFIC_DUPLICATOR_CURL_RETRIES:-3}"
+
+# Set by utils::download when it fails: curl's exit status, the HTTP status, curl's first
+# line of complaint, and the failure in words (utils::download_problem).
+# shellcheck disable=SC2034 # Read by the callers (lib/python.sh, lib/gor.sh, lib/uvloop.sh).
+TD_DOWNLOAD_STATUS=0
+TD_DOWNLOAD_HTTP_CODE=""
+TD_DOWNLOAD_SAID=""
+TD_DOWNLOAD_PROBLEM=""
+
+# utils::download URL DEST CACHE_DIR
+#
+# Downloads URL to DEST through DEST.partial, so an interrupted download is never left as
+# DEST (or cached). Retries, time limits and redirects are the same for every download.
+# On failure: returns 1 with TD_DOWNLOAD_* set, and leaves no partial file behind; the
+# caller words the error for its own artifact.
+function utils::download() {
+	local url="${1}" dest="${2}" cache_dir="${3}"
+	local partial="${dest}.partial" error_log
+	error_log="$(utils::scratch_dir "${cache_dir}")/curl-error.log"
+	TD_DOWNLOAD_STATUS=0
+	rm -f "${partial}"
+	TD_DOWNLOAD_HTTP_CODE="$(
+		curl --fail --silent --show-error --location \
+			--retry "${TD_CURL_RETRIES}" --retry-connrefused --retry-max-time "${TD_CURL_MAX_TIME}" \
+			--connect-timeout "${TD_CURL_CONNECT_TIMEOUT}" --max-time "${TD_CURL_MAX_TIME}" \
+			--output "${partial}" --write-out '%{http_code}' "${url}" 2>"${error_log}"
+	)" || TD_DOWNLOAD_STATUS=$?
+	if ((TD_DOWNLOAD_STATUS == 0)); then
+		mv -f "${partial}" "${dest}"
+		rm -f "${error_log}"
+		return 0
+	fi
+	# shellcheck disable=SC2034 # Read by the callers.
+	TD_DOWNLOAD_SAID="$(head -n 1 "${error_log}" 2>/dev/null || true)"
+	# shellcheck disable=SC2034 # Read by the callers.
+	TD_DOWNLOAD_PROBLEM="$(utils::download_problem "${TD_DOWNLOAD_STATUS}" "${TD_DOWNLOAD_HTTP_CODE}")"
+	rm -f "${partial}" "${error_log}"
+	return 1
+}
+
+# utils::download_problem CURL_STATUS HTTP_CODE: what went wrong, in words (curl's exit
+# statuses, man curl "EXIT CODES").
+function utils::download_problem() {
+	local status="${1}" http_code="${2}"
+	case "${status}" in
+		5 | 6) echo "the host name could not be resolved (DNS)" ;;
+		7) echo "the server could not be reached (connection refused or no route)" ;;
+		28) echo "the download timed out (connect limit ${TD_CURL_CONNECT_TIMEOUT}s, total limit ${TD_CURL_MAX_TIME}s)" ;;
+		22) echo "the server answered HTTP ${http_code}" ;;
+		35 | 51 | 53 | 54 | 58 | 59 | 60 | 64 | 66 | 77 | 80 | 82 | 83 | 90 | 91)
+			echo "the TLS connection failed (certificate or handshake)"
+			;;
+		1 | 3) echo "curl cannot use this URL" ;;
+		*) echo "curl failed with exit status ${status}" ;;
+	esac
 }
 
 # Prints "3.13.15" for a working interpreter, or fails. Runs it with its own lib/ on

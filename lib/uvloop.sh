@@ -116,23 +116,15 @@ function uvloop::_verified() {
 # is the pinned one.
 function uvloop::_download() {
 	local url="${1}" file="${2}" sha="${3}" cache_dir="${4}"
-	local dir="${file%/*}" scratch partial status=0 said
+	local dir="${file%/*}" scratch partial
 	scratch="$(utils::scratch_dir "${cache_dir}")"
-	partial="${scratch}/${file##*/}.partial"
+	partial="${scratch}/${file##*/}.download"
 	rm -rf "${dir}"
 	mkdir -p "${dir}"
-	curl --fail --silent --show-error --location \
-		--retry "${TD_CURL_RETRIES:-3}" \
-		--connect-timeout "${TD_CURL_CONNECT_TIMEOUT:-10}" \
-		--max-time "${TD_CURL_MAX_TIME:-120}" \
-		--output "${partial}" "${url}" 2>"${scratch}/uvloop-curl.log" || status=$?
-	if ((status != 0)); then
-		said="$(head -n 1 "${scratch}/uvloop-curl.log" 2>/dev/null || true)"
-		rm -f "${partial}" "${scratch}/uvloop-curl.log"
-		TD_UVLOOP_PROBLEM="the download failed (${said:-curl exit status ${status}}) from ${url}"
+	if ! utils::download "${url}" "${partial}" "${cache_dir}"; then
+		TD_UVLOOP_PROBLEM="the download failed (${TD_DOWNLOAD_SAID:-${TD_DOWNLOAD_PROBLEM}}) from ${url}"
 		return 1
 	fi
-	rm -f "${scratch}/uvloop-curl.log"
 	if ! uvloop::_verified "${partial}" "${sha}"; then
 		rm -f "${partial}"
 		TD_UVLOOP_PROBLEM="checksum mismatch for ${url} (expected sha256 ${sha})"
