@@ -122,7 +122,10 @@ function cnb::select_python() {
 	output::info "No earlier buildpack provides a Python ${TD_PYTHON_MIN_MAJOR}.${TD_PYTHON_MIN_MINOR}+ at launch; this layer gets one"
 
 	TD_BUILD_PYTHON="${install_dir}/bin/python3"
-	if [[ "${url}" == "${TD_CNB_CACHED_PYTHON_URL}" ]] && version="$(utils::python_version "${TD_BUILD_PYTHON}")" &&
+	# The layer's metadata ends up in the image's labels: it records the URL masked.
+	local recorded
+	recorded="$(printf '%s\n' "${url}" | output::mask)"
+	if [[ "${recorded}" == "${TD_CNB_CACHED_PYTHON_URL}" ]] && version="$(utils::python_version "${TD_BUILD_PYTHON}")" &&
 		utils::version_at_least "${version}" "${TD_PYTHON_MIN_MAJOR}" "${TD_PYTHON_MIN_MINOR}"; then
 		output::info "Using the cached Python ${version} (the layer already holds ${url##*/})"
 	else
@@ -132,7 +135,7 @@ function cnb::select_python() {
 		version="${TD_RUNTIME_VERSION}"
 		output::info "Installed Python ${version}"
 	fi
-	TD_CNB_PYTHON_URL="${url}"
+	TD_CNB_PYTHON_URL="${recorded}"
 	TD_CNB_PYTHON_VERSION="${version}"
 	TD_PYTHON_DESCRIPTION="Python ${version} (the ${TD_CNB_LAYER} layer)"
 }

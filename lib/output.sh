@@ -14,21 +14,30 @@ set -euo pipefail
 TD_DOCS_URL="https://github.com/traffic-duplicator/traffic-duplicator#readme"
 TD_INDENT="       "
 
+# Every line the build prints goes through this: the password of a URL's userinfo
+# (scheme://user:password@host, RFC 3986 section 3.2.1) becomes ***, as
+# traffic_duplicator/redact.py masks it at run time (same pattern). Written in Bash, not
+# asked of the Python: the first download, the Python runtime itself, prints URLs before
+# any Python exists.
+function output::mask() {
+	sed -u -E "s#(://[^[:space:]/?\#@:'\"]*:)[^[:space:]/?\#'\"]*@#\\1***@#g"
+}
+
 # A step header: `output::step "Installing Python 3.13.15"`.
 function output::step() {
-	echo "-----> ${1}"
+	echo "-----> ${1}" | output::mask
 }
 
 # One detail line under the current step.
 function output::info() {
-	echo "${TD_INDENT}${1}"
+	echo "${TD_INDENT}${1}" | output::mask
 }
 
 # Indent a stream (command output) under the current step: `cmd | output::indent`.
-# Plain `sed` keeps it working on any build image; lines pass through unbuffered.
+# Lines pass through unbuffered (sed -u in output::mask).
 function output::indent() {
 	local line
-	while IFS= read -r line || [[ -n "${line}" ]]; do
+	output::mask | while IFS= read -r line || [[ -n "${line}" ]]; do
 		echo "${TD_INDENT}${line}"
 	done
 }
@@ -38,7 +47,7 @@ function output::indent() {
 function output::_bang_block() {
 	local line
 	echo >&2
-	while IFS= read -r line || [[ -n "${line}" ]]; do
+	output::mask | while IFS= read -r line || [[ -n "${line}" ]]; do
 		if [[ -n "${line}" ]]; then
 			echo " !     ${line}" >&2
 		else

@@ -210,6 +210,27 @@ def test_rebuild_with_another_runtime_archive_installs_it(
     assert read_toml(lifecycle.layers / f"{LAYER}.toml")["metadata"]["python_url"] == other
 
 
+def test_a_password_in_the_runtime_url_stays_out_of_the_output_and_the_layer(
+    lifecycle: Lifecycle, runtime_server: RuntimeServer
+) -> None:
+    # Layer metadata becomes part of the image's labels.
+    url = runtime_server.url(RUNTIME).replace("://", "://deploy:hunter2@", 1)
+    masked = url.replace("hunter2", "***")
+
+    lifecycle.copy_app("node")
+    lifecycle.set_config("TRAFFIC_DUPLICATOR_PYTHON_URL", url)
+    result = lifecycle.build()
+
+    assert result.returncode == 0, result.output
+    assert "hunter2" not in result.output
+    assert f"       Downloading {masked}\n" in result.stdout
+    assert read_toml(lifecycle.layers / f"{LAYER}.toml")["metadata"]["python_url"] == masked
+    lifecycle.restore_for_rebuild("node")
+    again = lifecycle.build()
+    assert again.returncode == 0, again.output
+    assert "Installing Python" not in again.stdout  # the same archive: the layer is reused
+
+
 def test_python_app_reuses_the_groups_python_and_installs_none(
     lifecycle: Lifecycle, runtime_server: RuntimeServer
 ) -> None:

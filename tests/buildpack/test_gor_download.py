@@ -337,3 +337,17 @@ def test_a_cnb_asks_for_the_engine_decision_with_its_layer_as_home(
     assert "available=yes\n" in done.stdout
     assert f"summary=gor 1.3.3 ({gor}), fed GoReplay framing on --input-tcp\n" in done.stdout
     assert (layer / "engines.checked").read_text().startswith("# Written by")
+
+
+@pytest.mark.parametrize("archive", [ARCHIVE, "missing.tar.gz"], ids=["fetched", "failed"])
+def test_a_password_in_the_url_never_reaches_the_build_output(
+    hooks: Hooks, release_server: RuntimeServer, archive: str
+) -> None:
+    url = release_server.url(archive).replace("://", "://deploy:hunter2@", 1)
+    app = _app(hooks, release_server, TRAFFIC_DUPLICATOR_GOR_URL=url)
+
+    built = hooks.compile(app, STACK)
+
+    assert built.returncode == (0 if archive == ARCHIVE else 1), built.output
+    assert "hunter2" not in built.output
+    assert f"://deploy:***@127.0.0.1:{release_server.port}/{archive}" in built.output
