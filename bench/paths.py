@@ -145,11 +145,24 @@ class PathSpec:
         return True
 
 
+# How the interpreter was compiled matters as much as its version: heroku/python's runtime
+# archives are configured with --enable-optimizations (PGO) and --with-lto, pyenv's builds
+# with neither, and the proxy's Python part runs slower on those. Distributions may
+# optimise outside configure (Debian), which this probe cannot see.
+_BUILD_PROBE = (
+    "import sys, sysconfig; args = sysconfig.get_config_var('CONFIG_ARGS') or '';"
+    " print(sys.version.split()[0], ' '.join(o for o in"
+    " ('--enable-optimizations', '--with-lto') if o in args) or 'neither', sep=',')"
+)
+
+
 def describe_python(python: str) -> str:
-    version = command_output([python, "-c", "import sys; print(sys.version.split()[0])"])
-    probe = command_output([python, "-c", "import uvloop; print(uvloop.__version__)"])
-    uvloop = probe if probe and "Error" not in probe else "not importable"
-    return f"{python}, Python {version}, uvloop {uvloop}"
+    """`python`, its version, its configure optimisations and its uvloop, for the report."""
+    probe = command_output([python, "-c", _BUILD_PROBE]).split(",")
+    version, build = (probe[0], probe[1]) if len(probe) == 2 else ("?", "?")
+    probe_uvloop = command_output([python, "-c", "import uvloop; print(uvloop.__version__)"])
+    uvloop = probe_uvloop if probe_uvloop and "Error" not in probe_uvloop else "not importable"
+    return f"{python}, Python {version} (configured with: {build}), uvloop {uvloop}"
 
 
 BUILTIN = "{python} -m traffic_duplicator.proxy -l {listen} -r {app} -d {mirror}"

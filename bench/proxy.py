@@ -153,6 +153,7 @@ def report(results: Sequence[ScenarioResult], args: argparse.Namespace, busy: fl
         "",
         *machine_lines(
             [
+                ("proxy's Python", describe_python(args.python)),
                 ("machine busy before the run", f"{busy:.0%}"),
                 ("paths", paths),
                 ("code", source_fingerprint(REPO_ROOT / "traffic_duplicator")),

@@ -193,14 +193,16 @@ function gor::install_release() {
 		output::info "Using the cached GoReplay ${version:-release} archive (${url##*/})"
 	else
 		output::info "Downloading GoReplay ${version:-release} for ${arch}: ${url}"
-		gor::_download "${url}" "${archive}.partial" "${cache_dir}"
-		local actual
-		actual="$(gor::_sha256 "${archive}.partial")"
+		# utils::download never leaves a cut file; the checksum decides whether the whole one
+		# takes the cache's name.
+		local unverified="${archive}.unverified" actual
+		gor::_download "${url}" "${unverified}" "${cache_dir}"
+		actual="$(gor::_sha256 "${unverified}")"
 		if [[ "${actual}" != "${sha256}" ]]; then
-			rm -f "${archive}.partial"
+			rm -f "${unverified}"
 			gor::_fail_checksum "${url}" "${sha256}" "${actual}"
 		fi
-		mv -f "${archive}.partial" "${archive}"
+		mv -f "${unverified}" "${archive}"
 	fi
 	gor::_prune_archives "${archive_dir}" "${sha256}"
 	gor::_unpack "${archive}" "${dest_dir}" "${url}"
