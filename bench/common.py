@@ -179,6 +179,15 @@ def session_pids(session: int) -> list[int]:
     return pids
 
 
+def pin(session: int, cpus: set[int]) -> None:
+    """Run every thread of every process in `session` on `cpus` only (sched_setaffinity)."""
+    for pid in session_pids(session):
+        with contextlib.suppress(OSError):  # a thread or process that just ended
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(int(task), cpus)
+
+
 def cpu_seconds(session: int) -> tuple[float, float]:
     """(user, system) CPU seconds of every live process in the session (fields 14, 15)."""
     user = system = 0

@@ -22,6 +22,7 @@ from common import (
     command_output,
     cpu_seconds,
     free_port,
+    interpreter,
     logfmt_events,
     open_fds,
     peak_rss_mib,
@@ -89,7 +90,7 @@ SCENARIOS = {
 @dataclass(frozen=True)
 class PathSpec:
     """`direct`, `nginx`, `nginx-fresh`, `floor`, or the built-in proxy:
-    `asyncio`/`uvloop`[:PROCESSES][@SOURCE]."""
+    `asyncio`/`uvloop`[:PROCESSES][@SOURCE][=PYTHON]."""
 
     name: str
     kind: str  # direct | nginx | nginx-fresh | floor | builtin
@@ -101,18 +102,21 @@ class PathSpec:
     @classmethod
     def parse(cls, word: str, python: str) -> PathSpec:
         name = word.strip()
-        base, _, source = name.partition("@")
+        rest, _, other_python = name.partition("=")
+        base, _, source = rest.partition("@")
         loop, _, count = base.partition(":")
-        if loop in ("direct", "nginx", "nginx-fresh") and not count and not source:
+        plain = not (count or source or other_python)
+        if loop in ("direct", "nginx", "nginx-fresh") and plain:
             return cls(name, loop)
-        if loop == "floor" and not count and not source:
+        if loop == "floor" and plain:
             return cls(name, loop, "uvloop", python=python)
         if loop not in ("asyncio", "uvloop") or (count and not count.isdigit()):
             raise ValueError(
-                f"unknown path {word!r}: direct, nginx, nginx-fresh, floor, asyncio[:N][@DIR],"
-                " uvloop[:N][@DIR]"
+                f"unknown path {word!r}: direct, nginx, nginx-fresh, floor,"
+                " asyncio[:N][@DIR][=PYTHON], uvloop[:N][@DIR][=PYTHON]"
             )
         where = Path(source).resolve() if source else REPO_ROOT
+        python = interpreter(other_python) if other_python else python
         return cls(name, "builtin", loop, int(count or 1), where, python)
 
     @property
@@ -134,6 +138,8 @@ class PathSpec:
             text += f", --processes {self.processes}"
         if self.source != REPO_ROOT:
             text += f", package from {self.source}"
+        if "=" in self.name:
+            text += f", run by {self.python}"
         return text
 
     def usable(self, args: argparse.Namespace) -> bool:

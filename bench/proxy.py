@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -34,6 +35,7 @@ from common import (
     machine_busy,
     machine_lines,
     markdown_table,
+    pin,
     source_fingerprint,
 )
 from paths import SCENARIOS, PathSpec, RunningPath, Scenario, Target, describe_python, start_path
@@ -46,6 +48,9 @@ SETTLE_MAX = 10.0  # ...or after this long
 BUSY_WARNING = 0.15  # idle machine: well under this
 DEFAULT_SCENARIOS = ("closegor32", "ka32", "ka1")
 DEFAULT_PATHS = ("direct", "nginx", "asyncio", "uvloop")
+# --pin: the path under test on its own vCPU, the load and the targets on the other.
+PROXY_CPUS = {1}
+LOAD_CPUS = {0}
 SCENARIOS_HELP = ", ".join(SCENARIOS)
 
 
@@ -117,6 +122,8 @@ def run_scenario(bench: Bench, scenario: Scenario) -> ScenarioResult:
             mirror = None if spec.kind in ("direct", "floor") else mirror_for(bench, scenario, spec)
             path = start_path(bench, spec, mirror, scenario.name)
             paths.append(path)
+            if bench.args.pin and path.session:
+                pin(path.session, PROXY_CPUS)
             if spec.kind != "direct":
                 bench.wrk.run(path.port, scenario.load, WARMUP_SECONDS)  # not counted
                 if mirror is not None and mirror.count:
@@ -144,6 +151,12 @@ def describe(runs: dict[str, Run]) -> str:
     return " | ".join(parts)
 
 
+def pythons(args: argparse.Namespace) -> list[str]:
+    """The interpreters that run the built-in proxy: --python, and any PATH=PYTHON."""
+    found = [spec.python for spec in args.path_specs if spec.kind == "builtin"]
+    return list(dict.fromkeys(found or [args.python]))
+
+
 def report(results: Sequence[ScenarioResult], args: argparse.Namespace, busy: float) -> str:
     paths = ", ".join(f"{spec.name} = {spec.describe}" for spec in args.path_specs)
     lines = [
@@ -153,8 +166,14 @@ def report(results: Sequence[ScenarioResult], args: argparse.Namespace, busy: fl
         "",
         *machine_lines(
             [
-                ("proxy's Python", describe_python(args.python)),
+                *(("proxy's Python", describe_python(python)) for python in pythons(args)),
                 ("machine busy before the run", f"{busy:.0%}"),
+                (
+                    "CPUs",
+                    "pinned: the proxy or nginx `mirror` on CPU 1, everything else on CPU 0"
+                    if args.pin
+                    else "shared by every process, nothing pinned",
+                ),
                 ("paths", paths),
                 ("code", source_fingerprint(REPO_ROOT / "traffic_duplicator")),
             ]
@@ -188,8 +207,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=",".join(DEFAULT_PATHS),
         help="comma-separated, from direct, nginx, nginx-fresh (a new app connection per"
         " request), floor (bench/floor.py), asyncio, uvloop; PATH:N runs the built-in"
-        " proxy with --processes N, PATH@DIR the package from another checkout"
-        " (default %(default)s)",
+        " proxy with --processes N, PATH@DIR the package from another checkout,"
+        " PATH=PYTHON another interpreter (default %(default)s)",
     )
     parser.add_argument(
         "--python",
@@ -198,6 +217,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--chart", help="also draw the table as a PNG (needs matplotlib)")
     parser.add_argument("--json", help="also write every round's numbers to this file")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="the proxy (or nginx `mirror`) alone on CPU 1, wrk, the app and the mirror"
+        " targets on CPU 0: less noise for A/B runs, but not a dyno's sharing",
+    )
     args = parser.parse_args(argv)
     args.python = interpreter(args.python)
     args.rounds = args.rounds or (2 if args.quick else 3)
@@ -211,11 +236,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.path_specs = [PathSpec.parse(word, args.python) for word in args.paths.split(",")]
     except ValueError as exc:
         parser.error(str(exc))
+    if args.pin and not {0, *PROXY_CPUS} <= os.sched_getaffinity(0):
+        parser.error("--pin needs CPUs 0 and 1 (this process may run on fewer)")
     return args
 
 
 def run(args: argparse.Namespace) -> int:
     children = Children()
+    if args.pin:
+        os.sched_setaffinity(0, LOAD_CPUS)  # inherited by everything started from here
     with tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmp, cleanup_on_exit(children):
         workdir = Path(tmp)
         args.app_port, args.mirror_port = free_port(), free_port()
@@ -223,7 +252,8 @@ def run(args: argparse.Namespace) -> int:
         http_mirror = Nginx(children, workdir, "mirror", SERVER_OK.format(port=args.mirror_port))
         bench = Bench(args, children, workdir, app, http_mirror, Wrk(children, workdir))
         args.path_specs = [spec for spec in args.path_specs if spec.usable(args)]
-        print(f"python: {describe_python(args.python)}", flush=True)
+        for python in pythons(args):
+            print(f"python: {describe_python(python)}", flush=True)
         busy = machine_busy()
         if busy > BUSY_WARNING:
             print(
