@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import enum
 import shlex
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -105,6 +106,8 @@ class PathSpec:
         rest, _, other_python = name.partition("=")
         base, _, source = rest.partition("@")
         loop, _, count = base.partition(":")
+        if "=" in name and not other_python:
+            raise ValueError(f"path {word!r}: PATH=PYTHON needs an interpreter after '='")
         plain = not (count or source or other_python)
         if loop in ("direct", "nginx", "nginx-fresh") and plain:
             return cls(name, loop)
@@ -164,7 +167,11 @@ _BUILD_PROBE = (
 
 def describe_python(python: str) -> str:
     """`python`, its version, its configure optimisations and its uvloop, for the report."""
-    probe = command_output([python, "-c", _BUILD_PROBE]).split(",")
+    # stdout only: a warning on stderr must not end up in the fields.
+    done = subprocess.run(
+        [python, "-c", _BUILD_PROBE], capture_output=True, text=True, timeout=30, check=False
+    )
+    probe = done.stdout.strip().split(",")
     version, build = (probe[0], probe[1]) if len(probe) == 2 else ("?", "?")
     probe_uvloop = command_output([python, "-c", "import uvloop; print(uvloop.__version__)"])
     uvloop = probe_uvloop if probe_uvloop and "Error" not in probe_uvloop else "not importable"

@@ -153,7 +153,7 @@ def describe(runs: dict[str, Run]) -> str:
 
 def pythons(args: argparse.Namespace) -> list[str]:
     """The interpreters that run the built-in proxy: --python, and any PATH=PYTHON."""
-    found = [spec.python for spec in args.path_specs if spec.kind == "builtin"]
+    found = [spec.python for spec in args.path_specs if spec.kind in ("builtin", "floor")]
     return list(dict.fromkeys(found or [args.python]))
 
 
@@ -236,7 +236,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.path_specs = [PathSpec.parse(word, args.python) for word in args.paths.split(",")]
     except ValueError as exc:
         parser.error(str(exc))
-    if args.pin and not {0, *PROXY_CPUS} <= os.sched_getaffinity(0):
+    if args.pin and not os.sched_getaffinity(0) >= LOAD_CPUS | PROXY_CPUS:
         parser.error("--pin needs CPUs 0 and 1 (this process may run on fewer)")
     return args
 
@@ -244,7 +244,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> int:
     children = Children()
     if args.pin:
-        os.sched_setaffinity(0, LOAD_CPUS)  # inherited by everything started from here
+        # Inherited by everything started from here; the process exits after the run, so
+        # its own affinity is not restored.
+        os.sched_setaffinity(0, LOAD_CPUS)
     with tempfile.TemporaryDirectory(prefix="bench-proxy-") as tmp, cleanup_on_exit(children):
         workdir = Path(tmp)
         args.app_port, args.mirror_port = free_port(), free_port()
