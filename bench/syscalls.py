@@ -2,11 +2,12 @@
 
     python bench/syscalls.py [--requests N] [--connections C] [--keep-alive]
                              [--proxy builtin|nginx-mirror|nginx-fresh] [--python PY]
-                             [--loop asyncio]
+                             [--loop asyncio] [--mirror gor|http] [--source DIR]
 
 The app is a local nginx (`return 200 "ok"`). The built-in proxy mirrors with gor://
-framing to bench/sink.py (the wrapper's default hop); nginx `mirror` copies raw HTTP to a
-second nginx over keep-alive upstreams. After a warm-up, strace attaches to the running
+framing to bench/sink.py (the wrapper's default hop), or with --mirror http raw HTTP to a
+second nginx like bench/proxy.py's keep-alive scenarios; nginx `mirror` copies raw HTTP to
+a second nginx over keep-alive upstreams. After a warm-up, strace attaches to the running
 proxy (every thread; for nginx, its one worker), wrk sends a fixed number of requests
 (`Connection: close` unless --keep-alive) and stops, strace detaches, and each system
 call's count is divided by the requests the app served meanwhile. Start-up (imports,
@@ -128,10 +129,15 @@ def running_proxy(args: argparse.Namespace) -> Iterator[Running]:
             server = config.format(port=listen, app_port=app_port, mirror_port=mirror_port)
             session = Nginx(children, workdir, "proxy", server).session
         else:
-            sink = SinkMirror(children, workdir, gor=True)
+            if getattr(args, "mirror", "gor") == "http":  # raw HTTP, as bench/proxy.py's ka1
+                mirror_port = free_port()
+                Nginx(children, workdir, "mirror", SERVER_OK.format(port=mirror_port))
+                target = f"127.0.0.1:{mirror_port}"
+            else:
+                target = SinkMirror(children, workdir, gor=True).target
             argv = [args.python, *getattr(args, "python_flags", []), "-m"]
             argv += ["traffic_duplicator.proxy", "-l", str(listen)]
-            argv += ["-r", f"127.0.0.1:{app_port}", "-d", sink.target]
+            argv += ["-r", f"127.0.0.1:{app_port}", "-d", target]
             log = workdir / "proxy.log"
             # From the source checkout: `python -m` puts it first on the path.
             env = proxy_env(args.loop, args.source)
@@ -174,6 +180,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--keep-alive", action="store_true")
+    parser.add_argument(
+        "--mirror",
+        choices=("gor", "http"),
+        default="gor",
+        help="the built-in proxy's mirror: gor:// to bench/sink.py (default), or raw HTTP"
+        " to an nginx answering 200",
+    )
     # nginx-fresh: nginx mirror with a new app connection per request (see common.py).
     parser.add_argument(
         "--proxy", choices=("builtin", "nginx-mirror", "nginx-fresh"), default="builtin"
