@@ -26,6 +26,7 @@ import pytest
 from tests.proxy.servers import CORES, AppServer, Client, Sink, pattern_bytes, proxy
 from tests.support import ThreadedServer, engine_argv, free_port, python_env, wait_until
 from traffic_duplicator.logs import EventLog, RateLimitedLog
+from traffic_duplicator.proxy import relay
 from traffic_duplicator.proxy.cli import EPOLL_ENV, parse_args
 from traffic_duplicator.proxy.counters import RelayCounters
 from traffic_duplicator.proxy.pair import RelayContext
@@ -427,6 +428,41 @@ def test_a_hand_over_cut_short_closes_both_sockets(
             await all_closed(live)
             for peer in (live.client_peer, live.app_peer):
                 assert peer.fileno() == -1 or await peer_closed(peer)
+
+    run_on(loop, scenario())
+
+
+def _broken_app_side(client: ClientSide) -> None:
+    """Stands for a bug while the adopted app connection's transport is being made."""
+    raise RuntimeError("a bug in AppSide")
+
+
+@pytest.mark.skipif(not hasattr(select, "epoll"), reason="Linux only")
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_failed_hand_over_leaves_the_client_socket_to_its_transport(
+    tmp_path: Path, loop: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The client's transport exists when the app's fails. Closing the client socket as
+    # well would free its descriptor number while uvloop's handle still holds it: a socket
+    # opened next takes that number, and the handle's own close would then close it.
+    monkeypatch.setattr(relay, "AppSide", _broken_app_side)
+
+    async def scenario() -> None:
+        async with live_pair(tmp_path) as live:
+            side = await hand_over(live, steps=0)
+            task = side.connect_task
+            assert task is not None
+            opened: list[socket.socket] = []
+            # Runs right after ClientSide._adopted, before the loop's next iteration.
+            task.add_done_callback(lambda _: opened.append(socket.socket()))
+            await all_closed(live)
+            assert await peer_closed(live.client_peer)
+            for _ in range(10):
+                await asyncio.sleep(0)
+            (probe,) = opened
+            with probe:
+                probe.getsockname()  # OSError (EBADF) if its descriptor was closed under it
+        assert "relay_bug" in (tmp_path / "log").read_text()
 
     run_on(loop, scenario())
 

@@ -153,11 +153,15 @@ class ClientSide(Pair, asyncio.Protocol):
         if self.app_transport is None:
             app.close()
         if self.transport is not None:
+            # The transport owns the client socket: it closes it, once. Closing the
+            # socket here as well would free its descriptor number while uvloop's handle
+            # still holds it, and libuv's later close could hit a reused number.
+            self.transport.abort()
+        else:
+            client.close()
+        if not self.closed:
             # uvloop calls connection_made, but never connection_lost, for a transport
             # whose connect_accepted_socket was cancelled: count it closed here.
-            self.transport.abort()
-        if not self.closed:
-            client.close()
             self._lost(exc)
         if exc is not None and not isinstance(exc, OSError):
             self.context.errors.event("relay_bug", at="relay_bug", **log_fields(exc))
