@@ -14,13 +14,19 @@ set -euo pipefail
 TD_DOCS_URL="https://github.com/traffic-duplicator/traffic-duplicator#readme"
 TD_INDENT="       "
 
-# Every line the build prints goes through this: the password of a URL's userinfo
-# (scheme://user:password@host, RFC 3986 section 3.2.1) becomes ***, as
-# traffic_duplicator/redact.py masks it at run time (same pattern). Written in Bash, not
-# asked of the Python: the first download, the Python runtime itself, prints URLs before
-# any Python exists.
+# Every line the build prints goes through this, as traffic_duplicator/redact.py masks
+# what the dyno prints. Written in Bash, not asked of the Python: the first download, the
+# Python runtime itself, prints URLs before any Python exists. Two rules:
+# - the password of a URL's userinfo (scheme://user:password@host, RFC 3986 section
+#   3.2.1) becomes *** (redact.py's pattern);
+# - the value of a query parameter whose name holds one of redact.py's credential parts
+#   (a presigned URL's X-Amz-Signature, X-Amz-Credential and X-Amz-Security-Token, a
+#   token=, an api_key=) becomes ***. Substrings here, not words: a harmless parameter
+#   such as monkey= is masked too, which costs a build log nothing.
 function output::mask() {
-	sed -u -E "s#(://[^[:space:]/?\#@:'\"]*:)[^[:space:]/?\#'\"]*@#\\1***@#g"
+	sed -u -E \
+		-e "s#(://[^[:space:]/?\#@:'\"]*:)[^[:space:]/?\#'\"]*@#\\1***@#g" \
+		-e "s#([?&][^=&[:space:]'\"\#]*(token|secret|passw|pwd|session|auth|credential|signature|sig|key|jwt)[^=&[:space:]'\"\#]*=)[^&[:space:]'\"\#]+#\\1***#gI"
 }
 
 # A step header: `output::step "Installing Python 3.13.15"`.
