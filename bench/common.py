@@ -461,14 +461,18 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def command_output(argv: Sequence[str], env: dict[str, str] | None = None) -> str:
+def command_output(
+    argv: Sequence[str], env: dict[str, str] | None = None, stdout_only: bool = False
+) -> str:
+    """What `argv` printed (stdout, then stderr unless `stdout_only`), or "" if it could not
+    run or took over 30 s."""
     try:
         done = subprocess.run(
             list(argv), capture_output=True, text=True, env=env, timeout=30, check=False
         )
     except (OSError, subprocess.TimeoutExpired):
         return ""
-    return (done.stdout + done.stderr).strip()
+    return (done.stdout if stdout_only else done.stdout + done.stderr).strip()
 
 
 def machine_lines(extra: Sequence[tuple[str, str]] = ()) -> list[str]:

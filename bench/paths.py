@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import enum
 import shlex
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -168,10 +167,7 @@ _BUILD_PROBE = (
 def describe_python(python: str) -> str:
     """`python`, its version, its configure optimisations and its uvloop, for the report."""
     # stdout only: a warning on stderr must not end up in the fields.
-    done = subprocess.run(
-        [python, "-c", _BUILD_PROBE], capture_output=True, text=True, timeout=30, check=False
-    )
-    probe = done.stdout.strip().split(",")
+    probe = command_output([python, "-c", _BUILD_PROBE], stdout_only=True).split(",")
     version, build = (probe[0], probe[1]) if len(probe) == 2 else ("?", "?")
     probe_uvloop = command_output([python, "-c", "import uvloop; print(uvloop.__version__)"])
     uvloop = probe_uvloop if probe_uvloop and "Error" not in probe_uvloop else "not importable"

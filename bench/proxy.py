@@ -166,7 +166,7 @@ def report(results: Sequence[ScenarioResult], args: argparse.Namespace, busy: fl
         "",
         *machine_lines(
             [
-                *(("proxy's Python", describe_python(python)) for python in pythons(args)),
+                *(("proxy's Python", about) for about in args.python_descriptions),
                 ("machine busy before the run", f"{busy:.0%}"),
                 (
                     "CPUs",
@@ -254,8 +254,9 @@ def run(args: argparse.Namespace) -> int:
         http_mirror = Nginx(children, workdir, "mirror", SERVER_OK.format(port=args.mirror_port))
         bench = Bench(args, children, workdir, app, http_mirror, Wrk(children, workdir))
         args.path_specs = [spec for spec in args.path_specs if spec.usable(args)]
-        for python in pythons(args):
-            print(f"python: {describe_python(python)}", flush=True)
+        args.python_descriptions = [describe_python(python) for python in pythons(args)]
+        for about in args.python_descriptions:
+            print(f"python: {about}", flush=True)
         busy = machine_busy()
         if busy > BUSY_WARNING:
             print(
