@@ -99,7 +99,7 @@ class MirrorTarget:
         self._conns: list[MirrorConnection] = []  # take requests: pooled, extra, connecting
         self._live: set[MirrorConnection] = set()  # every connection not yet lost
         self._next = 0  # round-robin position in _conns
-        self._current: MirrorConnection | None = None  # whole requests' pick this iteration
+        self._current: MirrorConnection | None = None  # whole requests' pick until the flush
         self._dirty: list[MirrorConnection] = []
         self._flush_scheduled = False
         self._linger = GOR_LINGER if spec.kind is TargetKind.GOR else 0.0
@@ -136,7 +136,7 @@ class MirrorTarget:
         if framed is None:
             self._drop("separator")
             return
-        conn = self._current  # this iteration's connection, the usual case
+        conn = self._current  # this batch's connection (one iteration, or gor://'s linger)
         if conn is None or conn.owned:
             conn = self._pick()
             if conn is None:
@@ -265,7 +265,7 @@ class MirrorTarget:
     def _flush(self) -> None:
         self._flush_scheduled = False
         self._flush_timer = None
-        self._current = None  # the next iteration's requests go to the next connection
+        self._current = None  # the next batch's requests go to the next connection
         dirty = self._dirty
         self._dirty = []
         for conn in dirty:
