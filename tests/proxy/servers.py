@@ -213,6 +213,21 @@ class ResettingServer(ThreadedServer):
         conn.close()
 
 
+class AnswersThenCloses(ThreadedServer):
+    """An app that reads a request, waits `pause` seconds, then sends `response` and its
+    FIN in one segment (MSG_MORE, then close): the proxy gets both in one event."""
+
+    def __init__(self, response: bytes, pause: float = 0.0) -> None:
+        super().__init__()
+        self.response = response
+        self.pause = pause
+
+    def handle(self, conn: socket.socket) -> None:
+        conn.recv(65536)
+        time.sleep(self.pause)
+        conn.send(self.response, socket.MSG_MORE)
+
+
 # ---- the proxy under test ---------------------------------------------------------------
 
 # The two relay cores (proxy/poller.py and proxy/relay.py), for tests that run on both.

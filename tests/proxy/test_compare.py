@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.proxy.servers import PATTERN, AppServer, Client, Sink, proxy
+from tests.proxy.servers import CORES, PATTERN, AnswersThenCloses, AppServer, Client, Sink, proxy
 from tests.support import free_port, run_module, wait_until
 from traffic_duplicator import gorproto
 from traffic_duplicator.compare import decode_response
@@ -75,6 +75,34 @@ def test_each_mirrored_request_is_followed_by_production_s_response(tmp_path: Pa
         assert header is not None and int(header.group(1)) == original.latency
     final = [line for line in log_path.read_text().splitlines() if line.startswith("at=stats")]
     assert "compare_sent=4 compare_dropped=0" in final[-1]
+
+
+CLOSE_RESPONSE = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello"
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_a_response_the_app_closes_after_is_recorded(tmp_path: Path, core: str) -> None:
+    # The app's last bytes and its FIN come in one event: the epoll core relays them and
+    # closes without tracking where the response ends, except that --compare records it.
+    with (
+        AnswersThenCloses(CLOSE_RESPONSE) as app,
+        Sink() as recorder,
+        proxy(
+            tmp_path,
+            app.port,
+            f"gor://127.0.0.1:{recorder.port}",
+            args=("--compare", "--stats-interval", "0"),
+            core=core,
+        ) as front,
+    ):
+        for i in range(3):
+            with Client(front.port) as client:
+                client.send(b"GET /%d HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" % i)
+                assert client.file.read() == CLOSE_RESPONSE
+        wait_until(lambda: len(messages(recorder)) == 6, timeout=20, message="6 messages")
+        assert "relay_bug" not in front.log()
+    originals = [m for m in messages(recorder) if m.kind == gorproto.RESPONSE]
+    assert [decode_response(m).body for m in originals] == [b"hello"] * 3
 
 
 def gorproto_messages(stream: bytes) -> list[gorproto.Message]:

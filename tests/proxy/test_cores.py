@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import re
 import select
 import socket
@@ -23,7 +24,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.proxy.servers import CORES, AppServer, Client, Sink, pattern_bytes, proxy
+from tests.proxy.servers import (
+    CORES,
+    AnswersThenCloses,
+    AppServer,
+    Client,
+    Sink,
+    pattern_bytes,
+    proxy,
+)
 from tests.support import ThreadedServer, engine_argv, free_port, python_env, wait_until
 from traffic_duplicator.logs import EventLog, RateLimitedLog
 from traffic_duplicator.proxy import relay
@@ -490,3 +499,96 @@ def test_pipelined_uploaded_and_upgraded_requests_after_the_hand_over(tmp_path: 
         assert got == b"raw bytes"
     assert front.stats()[-1]["open"] == "0"
     assert "relay_bug" not in front.log()
+
+
+# ---- what the epoll core saves on each connection -----------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(select, "epoll"), reason="Linux only")
+def test_the_app_socket_turns_nagle_off_before_its_second_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A first write has nothing unacknowledged before it, so Nagle's algorithm cannot hold
+    # it back; a second one could wait for the app's delayed ACK without TCP_NODELAY.
+    monkeypatch.setattr(socket, "socketpair", tcp_socketpair)
+
+    async def scenario() -> None:
+        async with live_pair(tmp_path) as live:
+            client, app = live.client_peer, live.app_peer
+            client.setblocking(False)
+            app.setblocking(False)
+            ours = live.pair.app
+            assert ours is not None
+
+            def nodelay() -> int:
+                return ours.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+            head = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\n"
+            client.send(head)
+            assert await recv(app) == head
+            assert nodelay() == 0
+            client.send(b"body")
+            assert await recv(app) == b"body"
+            assert nodelay() == 1
+            # The accepted socket was never made non-blocking: each call says MSG_DONTWAIT.
+            assert live.pair.client.getblocking()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.skipif(not hasattr(select, "epoll"), reason="Linux only")
+@pytest.mark.parametrize("loop", LOOPS)
+def test_the_sockets_handed_over_are_non_blocking_and_without_nagle(
+    tmp_path: Path, loop: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The transports are made for sockets like the protocols core's own; the request that
+    # started the hand-over was the app socket's first write, so TCP_NODELAY was not set yet.
+    monkeypatch.setattr(socket, "socketpair", tcp_socketpair)
+
+    async def scenario() -> None:
+        async with live_pair(tmp_path) as live:
+            side = await hand_over(live, steps=0)
+            for _ in range(500):
+                if side.app_transport is not None:
+                    break
+                await asyncio.sleep(0.01)
+            assert side.transport is not None and side.app_transport is not None
+            client = side.transport.get_extra_info("socket")
+            app = side.app_transport.get_extra_info("socket")
+            assert not os.get_blocking(client.fileno())
+            assert not os.get_blocking(app.fileno())
+            assert app.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+            assert await recv(live.app_peer) == REQUEST % b"b"
+            side.abort()
+            await all_closed(live)
+
+    run_on(loop, scenario())
+
+
+def non_data_segments_in(sock: socket.socket) -> int:
+    """Segments `sock` received without payload (SYN-ACK, ACKs, a FIN on its own), from
+    Linux's struct tcp_info (tcpi_segs_in at byte 140, tcpi_data_segs_in at 152; 4.6+)."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    segs_in, data_segs_in = (
+        struct.unpack_from("I", info, 140)[0],
+        struct.unpack_from("I", info, 152)[0],
+    )
+    return int(segs_in - data_segs_in)
+
+
+@pytest.mark.skipif(not hasattr(select, "epoll"), reason="Linux only")
+def test_the_apps_last_bytes_reach_the_client_with_the_fin(tmp_path: Path) -> None:
+    # The app's data and FIN arrive together, so the proxy sends the data with MSG_MORE and
+    # closes: the client gets them in one segment, not a second one for the FIN (and sends
+    # one ACK less).
+    # Longer than Linux's longest delayed ACK (200 ms): the ACK of the request goes first.
+    with (
+        AnswersThenCloses(RESPONSE, pause=0.3) as app,
+        proxy(tmp_path, app.port, core="epoll") as front,
+    ):
+        for _ in range(3):
+            with Client(front.port) as client:
+                client.send(REQUEST % b"a")
+                assert client.file.read() == RESPONSE
+                # The SYN-ACK and the ACK of the request; no FIN on its own.
+                assert non_data_segments_in(client.sock) == 2

@@ -14,6 +14,12 @@ socket removes it from the epoll). Edge-triggered rules, as epoll(7) states them
 shorter than the buffer empties the socket (new data raises a new edge), unless the
 event says the peer closed (`END`), when reading goes on to the EOF; a side not read
 while bytes to its peer are pending is read again, to the end, as soon as they are sent.
+When the event says the peer's FIN has arrived (`CLOSED`), a short read is the last one
+before the EOF, so the read that would return it is not made.
+
+System calls a `Connection: close` request does without: the ioctl that would make the
+accepted socket non-blocking (every recv and send passes MSG_DONTWAIT instead), the app
+socket's TCP_NODELAY until a second write to it (`NODELAY`), and the EOF read above.
 
 Flow control, bounded: at most one unsent buffer per direction (the rest of one read of
 `READ_SIZE`); while it exists its source is not read, so a slow client slows the app and
@@ -44,9 +50,22 @@ if TYPE_CHECKING:
 EDGE = select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP | select.EPOLLET
 OUT = select.EPOLLOUT
 FAILED = select.EPOLLERR | select.EPOLLHUP
-END = select.EPOLLRDHUP | FAILED  # the peer closed, or the socket failed: read to the end
+CLOSED = select.EPOLLRDHUP  # the peer's FIN has arrived: every byte before it is queued
+END = CLOSED | FAILED  # the peer closed, or the socket failed: read to the end
 READABLE = select.EPOLLIN | END
 READ_SIZE = 65536
+# Every recv and send is non-blocking by this flag: the accepted client socket stays in
+# blocking mode, which saves the ioctl(FIONBIO) that setblocking(False) costs per
+# connection (CPython's accept4 takes no SOCK_NONBLOCK).
+DONTWAIT = socket.MSG_DONTWAIT
+LAST = DONTWAIT | socket.MSG_MORE
+# The app socket's TCP_NODELAY. Nagle's algorithm holds a small write back only while an
+# earlier one is unacknowledged, so the first write to the app (nearly always a whole
+# request) leaves at once without the option; it is set before a second write. That saves
+# a setsockopt per `Connection: close` request.
+UNWRITTEN = 0
+WRITTEN = 1  # one write so far, Nagle's algorithm still on
+NODELAY = 2
 # Reads per side per wake-up (1 MiB) before other connections get their turn.
 READS_PER_EVENT = 16
 
@@ -65,6 +84,7 @@ class RawPair(Pair):
         "client_closing",
         "deadline",
         "ending",
+        "nagle",
         "poller",
         "retry",
         "to_app",
@@ -85,11 +105,11 @@ class RawPair(Pair):
         self.ending = False  # closing: neither side is read any more
         self.retry: asyncio.TimerHandle | None = None
         self.deadline = 0.0  # set at the first refusal
+        self.nagle = UNWRITTEN  # the app socket's TCP_NODELAY, set before a second write
 
     def start(self, peer: object) -> None:
         """Counted as open (`peer`: the client's address), then connect to the app."""
         self._opened(peer)
-        self.client.setblocking(False)
         self._connect()
 
     # ---- the app connection ---------------------------------------------------------
@@ -105,8 +125,6 @@ class RawPair(Pair):
         except OSError as exc:  # out of file descriptors
             self._connect_error(exc)
             return
-        # A request body relayed in several writes must not wait for a delayed ACK.
-        app.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         code = app.connect_ex(poller.app_address)
         if code not in (0, errno.EINPROGRESS):
             app.close()
@@ -182,6 +200,9 @@ class RawPair(Pair):
         """
         app = self.app
         assert app is not None
+        # The transports expect what the protocols core's sockets have.
+        self.client.setblocking(False)
+        self._set_nodelay()
         poller = self.poller
         poller.remove(self.cfd)
         poller.remove(self.afd)
@@ -200,9 +221,13 @@ class RawPair(Pair):
         src = self.client if from_client else self.app
         feed = self._client_bytes if from_client else self._app_bytes
         assert src is not None
+        # The peer's FIN came with this event (and no error): once a read comes back
+        # short, everything before the FIN has been read and the next read would return
+        # the EOF, so it is not made.
+        closed = to_end & CLOSED and not to_end & FAILED
         for _ in range(READS_PER_EVENT):
             try:
-                data = src.recv(READ_SIZE)
+                data = src.recv(READ_SIZE, DONTWAIT)
             except BlockingIOError:
                 return
             except OSError as exc:
@@ -211,22 +236,40 @@ class RawPair(Pair):
             if not data:
                 self._ended(from_client)
                 return
-            if not self._send(to_app=from_client, data=data):
+            short = len(data) < READ_SIZE
+            if closed and short and not from_client:
+                self._app_closed_after(data)
                 return
-            feed(data)  # after the bytes went on: the tap and tracker never delay them
+            if self._send(to_app=from_client, data=data):  # else it failed: ending
+                feed(data)  # after the bytes went on: the tap and tracker never delay them
             if self.ending or (self.to_app if from_client else self.to_client) is not None:
                 return
-            if len(data) < READ_SIZE and not to_end:
+            if short and (closed or not to_end):
+                if closed:
+                    self._ended(from_client)
                 return
         # Not done yet: the rest later, after other connections had their turn.
         self.poller.soon(self, self.cfd if from_client else self.afd, READABLE)
 
-    def _send(self, to_app: bool, data: bytes) -> bool:
+    def _app_closed_after(self, data: bytes) -> None:
+        """The app's last bytes: its FIN came with them. They go to the client with
+        MSG_MORE, so that the kernel holds them for the client's FIN, which follows at
+        once (`close`, or the flush of what did not fit): one segment instead of two."""
+        if self._send(to_app=False, data=data, flags=LAST):
+            self._app_last_bytes(data)
+            self._ended(False)
+
+    def _send(self, to_app: bool, data: bytes, flags: int = DONTWAIT) -> bool:
         """Send `data`, keeping what does not fit as the pending buffer; False if broken."""
-        dst = self.app if to_app else self.client
+        if to_app:
+            dst = self.app
+            if self.nagle != NODELAY:
+                self._before_second_write()
+        else:
+            dst = self.client
         assert dst is not None
         try:
-            sent = dst.send(data)
+            sent = dst.send(data, flags)
         except BlockingIOError:
             sent = 0
         except OSError as exc:
@@ -242,11 +285,16 @@ class RawPair(Pair):
 
     def _flush(self, to_app: bool) -> None:
         """Send the pending buffer; once it is all sent, read its source again."""
-        dst = self.app if to_app else self.client
-        data = self.to_app if to_app else self.to_client
+        if to_app:
+            dst = self.app
+            data = self.to_app
+            self._before_second_write()
+        else:
+            dst = self.client
+            data = self.to_client
         assert dst is not None and data is not None
         try:
-            sent = dst.send(data)
+            sent = dst.send(data, DONTWAIT)
         except BlockingIOError:
             return
         except OSError as exc:
@@ -259,6 +307,24 @@ class RawPair(Pair):
             self.to_client = rest
         if rest is None:
             self._flushed(to_app)
+
+    def _before_second_write(self) -> None:
+        """Called before each write to the app until TCP_NODELAY is set (see NODELAY):
+        the first passes, the second sets it, so a request body written in several
+        parts never waits for the app's delayed ACK."""
+        if self.nagle == UNWRITTEN:
+            self.nagle = WRITTEN
+        else:
+            self._set_nodelay()
+
+    def _set_nodelay(self) -> None:
+        app = self.app
+        if self.nagle != NODELAY and app is not None:
+            self.nagle = NODELAY
+            try:
+                app.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass  # a socket that failed: the write that follows says so
 
     def _flushed(self, to_app: bool) -> None:
         if to_app:
