@@ -205,6 +205,23 @@ def test_gor_copies_past_the_linger_bytes_go_at_the_iterations_end() -> None:
     assert t.take() == []  # the linger's timer was cancelled
 
 
+def test_bytes_waiting_for_a_connection_do_not_cut_the_linger_short() -> None:
+    # They cannot leave before their connection is up: flushing early would only cost
+    # the connected ones their shared send.
+    t = Transcript(gor=True, connections=2, buffer_bytes=1 << 20)
+    t.send("/a")
+    t.connect(1)
+    t.backlog(1, 5000)  # busy: the big copy opens a second connection
+    assert t.send("/big", LINGER_BYTES) == ["dial 2"]
+    t.backlog(1, 0)
+    t.target.send(request("/small"), close=False)
+    t.loop.run_soon()
+    assert t.take() == []
+    t.loop.advance(GOR_LINGER)
+    assert t.take() == ["write 1 /small"]
+    assert t.connect(2) == ["write 2 /big"]
+
+
 def test_close_cancels_the_linger() -> None:
     t = Transcript(gor=True)
     t.send("/a")

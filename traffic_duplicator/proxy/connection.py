@@ -87,10 +87,12 @@ class MirrorConnection(asyncio.Protocol):
         self.chunks.append(data)
         self.chunks_size += len(data)
         target.unsent += len(data)
-        if target.unsent > LINGER_BYTES:
-            target.hurry()
         if self.transport is None:
             target.waiting += len(data)
+        elif target.unsent - target.waiting > LINGER_BYTES:
+            # Only bytes for connections that are up can leave early: those waiting for
+            # a connection go when it is made, whatever the linger.
+            target.hurry()
 
     def flush(self) -> None:
         """Hand the corked bytes to the transport (which must exist), then finish."""
