@@ -259,7 +259,7 @@ class RawPair(Pair):
             self._app_last_bytes(data)
             self._ended(False)
 
-    def _send(self, to_app: bool, data: bytes, flags: int = DONTWAIT) -> bool:
+    def _send(self, to_app: bool, data: Pending, flags: int = DONTWAIT) -> bool:
         """Send `data`, keeping what does not fit as the pending buffer; False if broken."""
         if to_app:
             dst = self.app
@@ -285,27 +285,14 @@ class RawPair(Pair):
 
     def _flush(self, to_app: bool) -> None:
         """Send the pending buffer; once it is all sent, read its source again."""
+        data = self.to_app if to_app else self.to_client
+        assert data is not None
         if to_app:
-            dst = self.app
-            data = self.to_app
-            self._before_second_write()
+            self.to_app = None
         else:
-            dst = self.client
-            data = self.to_client
-        assert dst is not None and data is not None
-        try:
-            sent = dst.send(data, DONTWAIT)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            self._broken(client_side=not to_app, exc=exc)
-            return
-        rest = data[sent:] if sent < len(data) else None
-        if to_app:
-            self.to_app = rest
-        else:
-            self.to_client = rest
-        if rest is None:
+            self.to_client = None
+        # What does not fit becomes the pending buffer again.
+        if self._send(to_app, data) and (self.to_app if to_app else self.to_client) is None:
             self._flushed(to_app)
 
     def _before_second_write(self) -> None:
