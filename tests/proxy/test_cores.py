@@ -462,7 +462,7 @@ def test_a_failed_hand_over_leaves_the_client_socket_to_its_transport(
             task = side.connect_task
             assert task is not None
             opened: list[socket.socket] = []
-            # Runs right after ClientSide._adopted, before the loop's next iteration.
+            # Runs right after AdoptedSide._adopted, before the loop's next iteration.
             task.add_done_callback(lambda _: opened.append(socket.socket()))
             await all_closed(live)
             assert await peer_closed(live.client_peer)

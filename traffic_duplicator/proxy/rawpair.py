@@ -42,7 +42,7 @@ import socket
 from typing import TYPE_CHECKING
 
 from traffic_duplicator.proxy.pair import APP_CONNECT_PATIENCE, APP_CONNECT_RETRY_DELAY, Pair
-from traffic_duplicator.proxy.relay import ClientSide
+from traffic_duplicator.proxy.relay import AdoptedSide
 
 if TYPE_CHECKING:
     from traffic_duplicator.proxy.poller import Poller
@@ -206,7 +206,7 @@ class RawPair(Pair):
         poller = self.poller
         poller.remove(self.cfd)
         poller.remove(self.afd)
-        ClientSide.take_over(self, self.client, app)
+        AdoptedSide.take_over(self, self.client, app)
         self.app = None
         self.ending = True  # inert: the sockets are the new pair's
         self.closed = True

@@ -41,6 +41,7 @@ __all__ = [
     "APP_CONNECT_PATIENCE",
     "APP_CONNECT_RETRY_DELAY",
     "DRAIN_IDLE_GRACE",
+    "AdoptedSide",
     "AppSide",
     "ClientSide",
     "RelayContext",
@@ -52,11 +53,11 @@ class ClientSide(Pair, asyncio.Protocol):
 
     __slots__ = ("app", "app_transport", "connect_task", "early", "transport")
 
-    def __init__(self, context: RelayContext, taken_from: Pair | None = None) -> None:
-        if taken_from is None:
-            super().__init__(context)
-        else:
-            self._take_over(taken_from)
+    def __init__(self, context: RelayContext) -> None:
+        super().__init__(context)
+        self._no_transports()
+
+    def _no_transports(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.app: AppSide | None = None
         self.app_transport: asyncio.Transport | None = None
@@ -71,8 +72,6 @@ class ClientSide(Pair, asyncio.Protocol):
         # Reading stops until the app connection exists. uvloop ignores a pause before
         # its first read, so data_received also holds (one read) and pauses then.
         self.transport.pause_reading()
-        if self.connect_task is not None:
-            return  # taken over from the epoll core: `_adopt` brings the app socket
         self._opened(transport.get_extra_info("peername") if self.context.verbose else None)
         self.connect_task = self.context.loop.create_task(self._connect_app())
 
@@ -99,7 +98,7 @@ class ClientSide(Pair, asyncio.Protocol):
         # Break the ClientSide <-> AppSide cycle, so that reference counting frees the
         # pair at once instead of leaving it to the cyclic garbage collector.
         self.app = None
-        if not self.closed:  # a failed hand-over may have counted it (_adopted)
+        if not self.closed:  # a failed hand-over may have counted it (AdoptedSide._adopted)
             self._lost(exc)
         if self.app_transport is not None:
             self.app_transport.close()  # what the client sent still reaches the app
@@ -115,56 +114,6 @@ class ClientSide(Pair, asyncio.Protocol):
         app = self.app_transport
         if app is not None and not app.is_closing():
             app.resume_reading()
-
-    # ---- taken over from the epoll core ---------------------------------------------
-
-    @classmethod
-    def take_over(cls, pair: Pair, client: socket.SocketType, app: socket.SocketType) -> ClientSide:
-        """Relay `pair`'s connection, idle between two keep-alive requests, from now on.
-
-        `client` and `app` are its connected non-blocking sockets, no longer on the epoll
-        core's poller; bytes that arrived meanwhile wait in the kernel. asyncio makes
-        transports for existing sockets only in coroutines, so a task does it, kept in
-        `connect_task` until both exist; a close or abort meanwhile cancels it.
-        """
-        side = cls(pair.context, taken_from=pair)
-        # Not idle until the app transport exists: the bytes that started the hand-over
-        # wait in the kernel, so a drain meanwhile must not close the connection.
-        side.app_ready = False
-        task = side.context.loop.create_task(side._adopt(client, app))
-        task.add_done_callback(lambda done: side._adopted(done, client, app))
-        side.connect_task = task
-        return side
-
-    async def _adopt(self, client: socket.SocketType, app: socket.SocketType) -> None:
-        loop = self.context.loop
-        # Both loops take the C socket type the epoll core uses (typeshed says socket.socket).
-        await loop.connect_accepted_socket(lambda: self, cast(socket.socket, client))
-        await loop.create_connection(lambda: AppSide(self), sock=cast(socket.socket, app))
-
-    def _adopted(
-        self, task: asyncio.Task[None], client: socket.SocketType, app: socket.SocketType
-    ) -> None:
-        """The hand-over's end. A failure (a reset meanwhile) or a cancellation (even one
-        before the task ran) closes both sockets and counts the connection closed."""
-        exc = None if task.cancelled() else task.exception()
-        if exc is None and not task.cancelled():
-            return
-        if self.app_transport is None:
-            app.close()
-        if self.transport is not None:
-            # The transport owns the client socket: it closes it, once. Closing the
-            # socket here as well would free its descriptor number while uvloop's handle
-            # still holds it, and libuv's later close could hit a reused number.
-            self.transport.abort()
-        else:
-            client.close()
-        if not self.closed:
-            # uvloop calls connection_made, but never connection_lost, for a transport
-            # whose connect_accepted_socket was cancelled: count it closed here.
-            self._lost(exc)
-        if exc is not None and not isinstance(exc, OSError):
-            self.context.errors.event("relay_bug", at="relay_bug", **log_fields(exc))
 
     # ---- the app connection ---------------------------------------------------------
 
@@ -238,6 +187,72 @@ class ClientSide(Pair, asyncio.Protocol):
             self.app_transport.abort()
         elif self.connect_task is not None:
             self.connect_task.cancel()
+
+
+class AdoptedSide(ClientSide):
+    """A keep-alive connection taken over from the epoll core (rawpair.RawPair._hand_over),
+    idle between two requests: already counted open, its app socket already connected."""
+
+    __slots__ = ()
+
+    def __init__(self, pair: Pair) -> None:
+        self._take_over(pair)
+        self._no_transports()
+        # Not idle until the app transport exists: the bytes that started the hand-over
+        # wait in the kernel, so a drain meanwhile must not close the connection.
+        self.app_ready = False
+
+    @classmethod
+    def take_over(
+        cls, pair: Pair, client: socket.SocketType, app: socket.SocketType
+    ) -> AdoptedSide:
+        """Relay `pair`'s connection from now on.
+
+        `client` and `app` are its connected non-blocking sockets, no longer on the epoll
+        core's poller; bytes that arrived meanwhile wait in the kernel. asyncio makes
+        transports for existing sockets only in coroutines, so a task does it, kept in
+        `connect_task` until both exist; a close or abort meanwhile cancels it.
+        """
+        side = cls(pair)
+        task = side.context.loop.create_task(side._adopt(client, app))
+        task.add_done_callback(lambda done: side._adopted(done, client, app))
+        side.connect_task = task
+        return side
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """No count and no connect: `_adopt` brings the app socket next."""
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.pause_reading()  # until the app transport exists, as for any pair
+
+    async def _adopt(self, client: socket.SocketType, app: socket.SocketType) -> None:
+        loop = self.context.loop
+        # Both loops take the C socket type the epoll core uses (typeshed says socket.socket).
+        await loop.connect_accepted_socket(lambda: self, cast(socket.socket, client))
+        await loop.create_connection(lambda: AppSide(self), sock=cast(socket.socket, app))
+
+    def _adopted(
+        self, task: asyncio.Task[None], client: socket.SocketType, app: socket.SocketType
+    ) -> None:
+        """The hand-over's end. A failure (a reset meanwhile) or a cancellation (even one
+        before the task ran) closes both sockets and counts the connection closed."""
+        exc = None if task.cancelled() else task.exception()
+        if exc is None and not task.cancelled():
+            return
+        if self.app_transport is None:
+            app.close()
+        if self.transport is not None:
+            # The transport owns the client socket: it closes it, once. Closing the
+            # socket here as well would free its descriptor number while uvloop's handle
+            # still holds it, and libuv's later close could hit a reused number.
+            self.transport.abort()
+        else:
+            client.close()
+        if not self.closed:
+            # uvloop calls connection_made, but never connection_lost, for a transport
+            # whose connect_accepted_socket was cancelled: count it closed here.
+            self._lost(exc)
+        if exc is not None and not isinstance(exc, OSError):
+            self.context.errors.event("relay_bug", at="relay_bug", **log_fields(exc))
 
 
 class AppSide(asyncio.Protocol):
