@@ -17,6 +17,8 @@ import select
 import socket
 import struct
 import subprocess
+import threading
+import time
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -579,9 +581,9 @@ def non_data_segments_in(sock: socket.socket) -> int:
 @pytest.mark.skipif(not hasattr(select, "epoll"), reason="Linux only")
 def test_the_apps_last_bytes_reach_the_client_with_the_fin(tmp_path: Path) -> None:
     # The app's data and FIN arrive together, so the proxy sends the data with MSG_MORE and
-    # closes: the client gets them in one segment, not a second one for the FIN (and sends
-    # one ACK less).
-    # Longer than Linux's longest delayed ACK (200 ms): the ACK of the request goes first.
+    # its FIN: the client gets them in one segment, not a second one for the FIN (and sends
+    # one ACK less). The pause is longer than Linux's longest delayed ACK (200 ms): the ACK
+    # of the request goes first.
     with (
         AnswersThenCloses(RESPONSE, pause=0.3) as app,
         proxy(tmp_path, app.port, core="epoll") as front,
@@ -592,3 +594,98 @@ def test_the_apps_last_bytes_reach_the_client_with_the_fin(tmp_path: Path) -> No
                 assert client.file.read() == RESPONSE
                 # The SYN-ACK and the ACK of the request; no FIN on its own.
                 assert non_data_segments_in(client.sock) == 2
+
+
+@pytest.mark.skipif(not hasattr(select, "epoll"), reason="Linux only")
+def test_a_default_socket_timeout_does_not_make_the_relay_wait(tmp_path: Path) -> None:
+    # With a default timeout CPython would poll, then wait, inside every recv and send on
+    # the accepted sockets, which the epoll core otherwise leaves in blocking mode.
+    from traffic_duplicator.proxy.poller import Listener, Poller
+    from traffic_duplicator.proxy.rawpair import RawPair
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        with (
+            socket.create_server(("127.0.0.1", 0)) as app,
+            socket.create_server(("127.0.0.1", 0)) as listening,
+            (tmp_path / "log").open("w") as out,
+        ):
+            log = EventLog(None, out)
+            context = RelayContext(
+                loop,
+                "127.0.0.1",
+                app.getsockname()[1],
+                (),
+                RelayCounters(),
+                RateLimitedLog(log),
+                log,
+            )
+            poller = Poller(context)
+            listener = Listener(listening, poller)
+            try:
+                with socket.create_connection(listening.getsockname()):
+                    for _ in range(500):
+                        if context.relays:
+                            break
+                        await asyncio.sleep(0.01)
+                    (pair,) = context.relays
+                    assert isinstance(pair, RawPair)
+                    assert pair.client.gettimeout() == 0.0  # non-blocking: no wait, no poll
+                    pair.abort()
+            finally:
+                listener.close()
+                poller.close()
+
+    socket.setdefaulttimeout(5.0)
+    try:
+        asyncio.run(scenario())
+    finally:
+        socket.setdefaulttimeout(None)
+
+
+TOO_LARGE = b"HTTP/1.1 413 Content Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+
+
+class RefusesUploads(ThreadedServer):
+    """An app that answers 413 after the head, while the body still comes, and sends its
+    FIN with it (a lingering close: it reads on, so the proxy's writes do not fail)."""
+
+    def handle(self, conn: socket.socket) -> None:
+        conn.recv(1000)
+        time.sleep(0.3)  # the upload fills the socket buffers and the proxy's meanwhile
+        conn.send(TOO_LARGE, socket.MSG_MORE)
+        conn.shutdown(socket.SHUT_WR)
+        with contextlib.suppress(OSError):
+            while conn.recv(65536):
+                pass
+
+
+def upload_forever(sock: socket.socket) -> None:
+    """Send a body much larger than every buffer on the way, until the socket fails."""
+    chunk = b"x" * (1 << 20)
+    with contextlib.suppress(OSError):
+        sock.sendall(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000000\r\n\r\n")
+        for _ in range(1000):
+            sock.sendall(chunk)
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_an_answer_before_the_end_of_an_upload_reaches_the_client(
+    tmp_path: Path, core: str
+) -> None:
+    # The proxy closes the client while the client's bytes are still unread, so the close
+    # resets the connection: what the app answered must have left before.
+    with RefusesUploads() as app, proxy(tmp_path, app.port, core=core) as front:
+        for _ in range(2):
+            with socket.create_connection(("127.0.0.1", front.port), timeout=10) as client:
+                uploader = threading.Thread(target=upload_forever, args=(client,), daemon=True)
+                uploader.start()
+                received = b""
+                with contextlib.suppress(ConnectionResetError):
+                    while data := client.recv(65536):
+                        received += data
+                assert received == TOO_LARGE
+                with contextlib.suppress(OSError):  # not connected any more after a reset
+                    client.shutdown(socket.SHUT_RDWR)  # the uploader's sendall fails now
+                uploader.join(10)
+                assert not uploader.is_alive()

@@ -130,6 +130,10 @@ class Listener:
         # request's CPU here: the C method and the C socket type do without.
         self._accept: Callable[[], tuple[int, Any]] = getattr(sock, "_accept")  # noqa: B009
         self._kind = (int(sock.family), int(sock.type), sock.proto)
+        # Accepted sockets stay in blocking mode (rawpair passes MSG_DONTWAIT), unless a
+        # default timeout would make CPython wait inside recv and send: then they are
+        # made non-blocking, one ioctl each.
+        self._nonblocking = socket.getdefaulttimeout() is not None
         self.poller = poller
         self.paused: asyncio.TimerHandle | None = None
         poller.listener = self
@@ -143,6 +147,8 @@ class Listener:
             try:
                 fd, peer = accept()
                 client = socket.SocketType(family, kind, proto, fd)
+                if self._nonblocking:
+                    client.setblocking(False)
             except BlockingIOError:
                 return
             except OSError as exc:

@@ -19,7 +19,9 @@ before the EOF, so the read that would return it is not made.
 
 System calls a `Connection: close` request does without: the ioctl that would make the
 accepted socket non-blocking (every recv and send passes MSG_DONTWAIT instead), the app
-socket's TCP_NODELAY until a second write to it (`NODELAY`), and the EOF read above.
+socket's TCP_NODELAY until a second write to it (`NODELAY`), and the EOF read above. It
+makes one more: the shutdown that sends the app's last bytes and the client's FIN in one
+segment (`_app_closed_after`).
 
 Flow control, bounded: at most one unsent buffer per direction (the rest of one read of
 `READ_SIZE`); while it exists its source is not read, so a slow client slows the app and
@@ -200,8 +202,8 @@ class RawPair(Pair):
         """
         app = self.app
         assert app is not None
-        # The transports expect what the protocols core's sockets have.
-        self.client.setblocking(False)
+        # asyncio's transports would not set TCP_NODELAY on this socket (protocol 0);
+        # both loops make the sockets non-blocking themselves.
         self._set_nodelay()
         poller = self.poller
         poller.remove(self.cfd)
@@ -253,11 +255,22 @@ class RawPair(Pair):
 
     def _app_closed_after(self, data: bytes) -> None:
         """The app's last bytes: its FIN came with them. They go to the client with
-        MSG_MORE, so that the kernel holds them for the client's FIN, which follows at
-        once (`close`, or the flush of what did not fit): one segment instead of two."""
-        if self._send(to_app=False, data=data, flags=LAST):
-            self._app_last_bytes(data)
-            self._ended(False)
+        MSG_MORE, so that the kernel holds them for the client's FIN: one segment instead
+        of two (with what did not fit, the flush without MSG_MORE sends them all).
+
+        The FIN is a shutdown, before the close: close() on a socket with client bytes
+        still unread (an upload the app refused, pipelined bytes) resets the connection
+        and drops whatever the kernel still holds (tcp_close), the response included.
+        """
+        if not self._send(to_app=False, data=data, flags=LAST):
+            return
+        if self.to_client is None:
+            try:
+                self.client.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass  # gone meanwhile: the close that follows is all there is to do
+        self._app_last_bytes(data)
+        self._ended(False)
 
     def _send(self, to_app: bool, data: Pending, flags: int = DONTWAIT) -> bool:
         """Send `data`, keeping what does not fit as the pending buffer; False if broken."""
