@@ -214,17 +214,15 @@ class ResettingServer(ThreadedServer):
 
 
 class AnswersThenCloses(ThreadedServer):
-    """An app that reads a request, waits `pause` seconds, then sends `response` and its
-    FIN in one segment (MSG_MORE, then close): the proxy gets both in one event."""
+    """An app that reads a request, then sends `response` and its FIN in one segment
+    (MSG_MORE, then close): the proxy gets both in one event."""
 
-    def __init__(self, response: bytes, pause: float = 0.0) -> None:
+    def __init__(self, response: bytes) -> None:
         super().__init__()
         self.response = response
-        self.pause = pause
 
     def handle(self, conn: socket.socket) -> None:
         conn.recv(65536)
-        time.sleep(self.pause)
         conn.send(self.response, socket.MSG_MORE)
 
 

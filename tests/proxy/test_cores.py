@@ -28,7 +28,6 @@ import pytest
 
 from tests.proxy.servers import (
     CORES,
-    AnswersThenCloses,
     AppServer,
     Client,
     Sink,
@@ -565,35 +564,6 @@ def test_the_sockets_handed_over_are_non_blocking_and_without_nagle(
             await all_closed(live)
 
     run_on(loop, scenario())
-
-
-def non_data_segments_in(sock: socket.socket) -> int:
-    """Segments `sock` received without payload (SYN-ACK, ACKs, a FIN on its own), from
-    Linux's struct tcp_info (tcpi_segs_in at byte 140, tcpi_data_segs_in at 152; 4.6+)."""
-    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
-    segs_in, data_segs_in = (
-        struct.unpack_from("I", info, 140)[0],
-        struct.unpack_from("I", info, 152)[0],
-    )
-    return int(segs_in - data_segs_in)
-
-
-@pytest.mark.skipif(not hasattr(select, "epoll"), reason="Linux only")
-def test_the_apps_last_bytes_reach_the_client_with_the_fin(tmp_path: Path) -> None:
-    # The app's data and FIN arrive together, so the proxy sends the data with MSG_MORE and
-    # its FIN: the client gets them in one segment, not a second one for the FIN (and sends
-    # one ACK less). The pause is longer than Linux's longest delayed ACK (200 ms): the ACK
-    # of the request goes first.
-    with (
-        AnswersThenCloses(RESPONSE, pause=0.3) as app,
-        proxy(tmp_path, app.port, core="epoll") as front,
-    ):
-        for _ in range(3):
-            with Client(front.port) as client:
-                client.send(REQUEST % b"a")
-                assert client.file.read() == RESPONSE
-                # The SYN-ACK and the ACK of the request; no FIN on its own.
-                assert non_data_segments_in(client.sock) == 2
 
 
 @pytest.mark.skipif(not hasattr(select, "epoll"), reason="Linux only")

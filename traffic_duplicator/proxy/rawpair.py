@@ -19,9 +19,7 @@ before the EOF, so the read that would return it is not made.
 
 System calls a `Connection: close` request does without: the ioctl that would make the
 accepted socket non-blocking (every recv and send passes MSG_DONTWAIT instead), the app
-socket's TCP_NODELAY until a second write to it (`NODELAY`), and the EOF read above. It
-makes one more: the shutdown that sends the app's last bytes and the client's FIN in one
-segment (`_app_closed_after`).
+socket's TCP_NODELAY until a second write to it (`NODELAY`), and the EOF read above.
 
 Flow control, bounded: at most one unsent buffer per direction (the rest of one read of
 `READ_SIZE`); while it exists its source is not read, so a slow client slows the app and
@@ -60,7 +58,6 @@ READ_SIZE = 65536
 # blocking mode, which saves the ioctl(FIONBIO) that setblocking(False) costs per
 # connection (CPython's accept4 takes no SOCK_NONBLOCK).
 DONTWAIT = socket.MSG_DONTWAIT
-LAST = DONTWAIT | socket.MSG_MORE
 # The app socket's TCP_NODELAY. Nagle's algorithm holds a small write back only while an
 # earlier one is unacknowledged, so the first write to the app (nearly always a whole
 # request) leaves at once without the option; it is set before a second write. That saves
@@ -254,25 +251,12 @@ class RawPair(Pair):
         self.poller.soon(self, self.cfd if from_client else self.afd, READABLE)
 
     def _app_closed_after(self, data: bytes) -> None:
-        """The app's last bytes: its FIN came with them. They go to the client with
-        MSG_MORE, so that the kernel holds them for the client's FIN: one segment instead
-        of two (with what did not fit, the flush without MSG_MORE sends them all).
+        """The app's last bytes: its FIN came with them, so both sides close now."""
+        if self._send(to_app=False, data=data):
+            self._app_last_bytes(data)
+            self._ended(False)
 
-        The FIN is a shutdown, before the close: close() on a socket with client bytes
-        still unread (an upload the app refused, pipelined bytes) resets the connection
-        and drops whatever the kernel still holds (tcp_close), the response included.
-        """
-        if not self._send(to_app=False, data=data, flags=LAST):
-            return
-        if self.to_client is None:
-            try:
-                self.client.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass  # gone meanwhile: the close that follows is all there is to do
-        self._app_last_bytes(data)
-        self._ended(False)
-
-    def _send(self, to_app: bool, data: Pending, flags: int = DONTWAIT) -> bool:
+    def _send(self, to_app: bool, data: Pending) -> bool:
         """Send `data`, keeping what does not fit as the pending buffer; False if broken."""
         if to_app:
             dst = self.app
@@ -282,7 +266,7 @@ class RawPair(Pair):
             dst = self.client
         assert dst is not None
         try:
-            sent = dst.send(data, flags)
+            sent = dst.send(data, DONTWAIT)
         except BlockingIOError:
             sent = 0
         except OSError as exc:
