@@ -137,7 +137,7 @@ function python::install_runtime() {
 	local install_dir="${1}" cache_dir="${2}" url="${3}"
 	local archive_dir="${cache_dir}/traffic-duplicator/python-archives"
 	local key archive
-	key="$(printf '%s' "${url}" | sha256sum | cut -c1-32)"
+	key="$(printf '%s' "${url}" | utils::sha256 | cut -c1-32)"
 	archive="${archive_dir}/${key}.archive"
 	mkdir -p "${archive_dir}"
 

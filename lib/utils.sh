@@ -55,12 +55,14 @@ TD_CURL_RETRIES="${TRAFFIC_DUPLICATOR_CURL_RETRIES:-3}"
 
 # Set by utils::download when it fails: curl's exit status, the HTTP status, curl's first
 # line of complaint, the kind of failure (utils::_describe_failure) and the failure in words.
+# Set by utils::download_verified: the sha256 of what arrived.
 # shellcheck disable=SC2034 # Read by the callers (lib/python.sh, lib/gor.sh, lib/uvloop.sh).
 TD_DOWNLOAD_STATUS=0
 TD_DOWNLOAD_HTTP_CODE=""
 TD_DOWNLOAD_SAID=""
 TD_DOWNLOAD_KIND=""
 TD_DOWNLOAD_PROBLEM=""
+TD_DOWNLOAD_SHA256=""
 
 # utils::download URL DEST CACHE_DIR
 #
@@ -110,6 +112,39 @@ function utils::_describe_failure() {
 		1 | 3) TD_DOWNLOAD_KIND="url" TD_DOWNLOAD_PROBLEM="curl cannot use this URL" ;;
 		*) TD_DOWNLOAD_KIND="other" TD_DOWNLOAD_PROBLEM="curl failed with exit status ${status}" ;;
 	esac
+}
+
+# utils::download_verified URL DEST SHA256 CACHE_DIR
+#
+# Downloads URL (utils::download) to DEST.unverified and gives it DEST's name only when its
+# sha256 is SHA256, so a cache named by checksum never holds a file that was not checked.
+# Returns 0; 1 when the download failed (TD_DOWNLOAD_* as utils::download sets them); 2 on
+# a checksum mismatch, with TD_DOWNLOAD_SHA256 the sha256 of what arrived. Leaves no
+# temporary file behind either way.
+function utils::download_verified() {
+	local url="${1}" dest="${2}" sha256="${3}" cache_dir="${4}"
+	local unverified="${dest}.unverified"
+	TD_DOWNLOAD_SHA256=""
+	utils::download "${url}" "${unverified}" "${cache_dir}" || return 1
+	TD_DOWNLOAD_SHA256="$(utils::sha256 "${unverified}")"
+	if [[ "${TD_DOWNLOAD_SHA256}" != "${sha256}" ]]; then
+		rm -f "${unverified}"
+		return 2
+	fi
+	mv -f "${unverified}" "${dest}"
+}
+
+# utils::sha256 [FILE]: the sha256 of FILE, or of stdin without one, as 64 lowercase
+# hexadecimal digits.
+function utils::sha256() {
+	sha256sum "$@" | cut -d ' ' -f 1
+}
+
+# True when FILE exists, is not empty and has the sha256 SHA256: a cached download that is
+# still good. Usage: utils::sha256_matches FILE SHA256
+function utils::sha256_matches() {
+	local file="${1}" sha256="${2}"
+	[[ -s "${file}" && "$(utils::sha256 "${file}")" == "${sha256}" ]]
 }
 
 # Prints "3.13.15" for a working interpreter, or fails. Runs it with its own lib/ on
