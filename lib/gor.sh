@@ -62,7 +62,7 @@ function gor::select() {
 	if [[ -z "${home}" ]]; then
 		# A bin/gor that is byte-for-byte what we copied last time is ours, not the app's.
 		if [[ -f "${slug_gor}" && -f "${marker}" ]] &&
-			[[ "$(gor::_sha256 "${slug_gor}")" == "$(cat "${marker}")" ]]; then
+			[[ "$(utils::sha256 "${slug_gor}")" == "$(cat "${marker}")" ]]; then
 			rm -f "${slug_gor}"
 		fi
 		rm -f "${marker}"
@@ -89,7 +89,7 @@ function gor::select() {
 		cp "${vendor_gor}" "${dest}"
 		chmod 0755 "${dest}"
 		if [[ -z "${home}" ]]; then
-			gor::_sha256 "${slug_gor}" >"${marker}"
+			utils::sha256 "${slug_gor}" >"${marker}"
 		fi
 		output::info "Copied the buildpack's vendor/gor/gor to ${shown}"
 	else
@@ -189,20 +189,11 @@ function gor::install_release() {
 	local archive_dir="${cache_dir}/traffic-duplicator/gor-archives"
 	local archive="${archive_dir}/${sha256}.tar.gz"
 	mkdir -p "${archive_dir}"
-	if [[ -s "${archive}" && "$(gor::_sha256 "${archive}")" == "${sha256}" ]]; then
+	if utils::sha256_matches "${archive}" "${sha256}"; then
 		output::info "Using the cached GoReplay ${version:-release} archive (${url##*/})"
 	else
 		output::info "Downloading GoReplay ${version:-release} for ${arch}: ${url}"
-		# utils::download never leaves a cut file; the checksum decides whether the whole one
-		# takes the cache's name.
-		local unverified="${archive}.unverified" actual
-		gor::_download "${url}" "${unverified}" "${cache_dir}"
-		actual="$(gor::_sha256 "${unverified}")"
-		if [[ "${actual}" != "${sha256}" ]]; then
-			rm -f "${unverified}"
-			gor::_fail_checksum "${url}" "${sha256}" "${actual}"
-		fi
-		mv -f "${unverified}" "${archive}"
+		gor::_download "${url}" "${archive}" "${sha256}" "${cache_dir}"
 	fi
 	gor::_prune_archives "${archive_dir}" "${sha256}"
 	gor::_unpack "${archive}" "${dest_dir}" "${url}"
@@ -214,15 +205,16 @@ function gor::_config() {
 	utils::env_dir_var "${1}" "${2}" | tr -d '[:space:]'
 }
 
-function gor::_sha256() {
-	sha256sum "${1}" | cut -d ' ' -f 1
-}
-
+# Puts URL into the cache as DEST when its sha256 is SHA256 (utils::download_verified:
+# only a checked archive takes the cache's name); a failed download or a checksum mismatch
+# prints its error and exits 1.
 function gor::_download() {
-	local url="${1}" dest="${2}" cache_dir="${3}"
-	if utils::download "${url}" "${dest}" "${cache_dir}"; then
-		return 0
-	fi
+	local url="${1}" dest="${2}" sha256="${3}" cache_dir="${4}" status=0
+	utils::download_verified "${url}" "${dest}" "${sha256}" "${cache_dir}" || status=$?
+	case "${status}" in
+		0) return 0 ;;
+		2) gor::_fail_checksum "${url}" "${sha256}" "${TD_DOWNLOAD_SHA256}" ;;
+	esac
 	local problem="${TD_DOWNLOAD_PROBLEM}" curl_said="${TD_DOWNLOAD_SAID}"
 	output::error <<-EOF
 		Error: could not download GoReplay: ${problem}.

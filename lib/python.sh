@@ -137,7 +137,7 @@ function python::install_runtime() {
 	local install_dir="${1}" cache_dir="${2}" url="${3}"
 	local archive_dir="${cache_dir}/traffic-duplicator/python-archives"
 	local key archive
-	key="$(printf '%s' "${url}" | sha256sum | cut -c1-32)"
+	key="$(printf '%s' "${url}" | utils::sha256 | cut -c1-32)"
 	archive="${archive_dir}/${key}.archive"
 	mkdir -p "${archive_dir}"
 
@@ -174,62 +174,40 @@ function python::_prune_cache() {
 	done
 }
 
-# Downloads URL to DEST (utils::download). Each way a download fails gets its own fix.
+# Downloads URL to DEST (utils::download). Each kind of failure (TD_DOWNLOAD_KIND, and the
+# HTTP status for a missing archive) gets its own fix.
 function python::_download() {
 	local url="${1}" dest="${2}" cache_dir="${3}"
 	if utils::download "${url}" "${dest}" "${cache_dir}"; then
 		return 0
 	fi
-	local status="${TD_DOWNLOAD_STATUS}" http_code="${TD_DOWNLOAD_HTTP_CODE}"
-	local problem="${TD_DOWNLOAD_PROBLEM}" curl_said="${TD_DOWNLOAD_SAID}"
+	local http_code="${TD_DOWNLOAD_HTTP_CODE}" problem="${TD_DOWNLOAD_PROBLEM}" fix
 	local fix_url="Check the URL in TRAFFIC_DUPLICATOR_PYTHON_URL (heroku config:get TRAFFIC_DUPLICATOR_PYTHON_URL), or unset it to use heroku/python's archive (heroku config:unset TRAFFIC_DUPLICATOR_PYTHON_URL)."
-	local fix_mirror="If your builds cannot reach it, copy the archive to a server they can reach and set TRAFFIC_DUPLICATOR_PYTHON_URL to the copy's full URL."
-	case "${status}" in
-		5 | 6)
-			python::_fail_download "${url}" "${problem}" "${curl_said}" \
-				"$(python::_pick_fix "${fix_url}" "Check that the build machine can resolve and reach ${TD_PYTHON_BASE_URL#https://}.")" \
-				"${fix_mirror}"
+	local fix_two="If your builds cannot reach it, copy the archive to a server they can reach and set TRAFFIC_DUPLICATOR_PYTHON_URL to the copy's full URL."
+	case "${TD_DOWNLOAD_KIND}:${http_code}" in
+		dns:*) fix="Check that the build machine can resolve and reach ${TD_PYTHON_BASE_URL#https://}." ;;
+		unreachable:*) fix="Wait a minute: the server may be briefly unavailable." ;;
+		timeout:*) fix="Wait a minute: the network or the server may be slow for a moment." ;;
+		http:404 | http:403 | http:410)
+			problem="there is no archive at that URL (HTTP ${http_code})"
+			fix="heroku/python has no Python ${TD_PYTHON_VERSION} build for this stack and CPU ($(python::arch)): move the app to a supported stack, e.g. heroku stack:set heroku-24."
+			fix_two="$(python::_pick_fix "Make sure the archive there is a CPython ${TD_PYTHON_MIN_MAJOR}.${TD_PYTHON_MIN_MINOR}+ built for this stack and CPU, with bin/python3 and lib/ at its top level." "Or set TRAFFIC_DUPLICATOR_PYTHON_URL to the full URL of a CPython ${TD_PYTHON_MIN_MAJOR}.${TD_PYTHON_MIN_MINOR}+ archive with the same layout, built for this stack.")"
 			;;
-		7)
-			python::_fail_download "${url}" "${problem}" "${curl_said}" \
-				"$(python::_pick_fix "${fix_url}" "Wait a minute: the server may be briefly unavailable.")" \
-				"${fix_mirror}"
+		http:*) fix="Wait a minute: server errors are usually temporary." ;;
+		tls:*)
+			fix="Check the build machine's CA certificates and clock."
+			fix_two="Serve the archive from a host with a publicly trusted certificate."
 			;;
-		28)
-			python::_fail_download "${url}" "${problem}" "${curl_said}" \
-				"$(python::_pick_fix "${fix_url}" "Wait a minute: the network or the server may be slow for a moment.")" \
-				"${fix_mirror}"
+		url:*)
+			# The URL itself is unusable, wherever it came from.
+			fix_url="Set TRAFFIC_DUPLICATOR_PYTHON_URL to a full http:// or https:// URL of a runtime archive."
+			fix="${fix_url}"
+			fix_two="Or unset it to use heroku/python's archive: heroku config:unset TRAFFIC_DUPLICATOR_PYTHON_URL"
 			;;
-		22)
-			case "${http_code}" in
-				404 | 403 | 410)
-					python::_fail_download "${url}" "there is no archive at that URL (HTTP ${http_code})" "${curl_said}" \
-						"$(python::_pick_fix "${fix_url}" "heroku/python has no Python ${TD_PYTHON_VERSION} build for this stack and CPU ($(python::arch)): move the app to a supported stack, e.g. heroku stack:set heroku-24.")" \
-						"$(python::_pick_fix "Make sure the archive there is a CPython ${TD_PYTHON_MIN_MAJOR}.${TD_PYTHON_MIN_MINOR}+ built for this stack and CPU, with bin/python3 and lib/ at its top level." "Or set TRAFFIC_DUPLICATOR_PYTHON_URL to the full URL of a CPython ${TD_PYTHON_MIN_MAJOR}.${TD_PYTHON_MIN_MINOR}+ archive with the same layout, built for this stack.")"
-					;;
-				*)
-					python::_fail_download "${url}" "${problem}" "${curl_said}" \
-						"$(python::_pick_fix "${fix_url}" "Wait a minute: server errors are usually temporary.")" \
-						"${fix_mirror}"
-					;;
-			esac
-			;;
-		35 | 51 | 53 | 54 | 58 | 59 | 60 | 64 | 66 | 77 | 80 | 82 | 83 | 90 | 91)
-			python::_fail_download "${url}" "${problem}" "${curl_said}" \
-				"$(python::_pick_fix "${fix_url}" "Check the build machine's CA certificates and clock.")" \
-				"Serve the archive from a host with a publicly trusted certificate."
-			;;
-		1 | 3)
-			python::_fail_download "${url}" "${problem}" "${curl_said}" \
-				"Set TRAFFIC_DUPLICATOR_PYTHON_URL to a full http:// or https:// URL of a runtime archive." \
-				"Or unset it to use heroku/python's archive: heroku config:unset TRAFFIC_DUPLICATOR_PYTHON_URL"
-			;;
-		*)
-			python::_fail_download "${url}" "${problem}" "${curl_said}" \
-				"$(python::_pick_fix "${fix_url}" "Wait a minute: most download failures are temporary.")" \
-				"${fix_mirror}"
-			;;
+		*) fix="Wait a minute: most download failures are temporary." ;;
 	esac
+	python::_fail_download "${url}" "${problem}" "${TD_DOWNLOAD_SAID}" \
+		"$(python::_pick_fix "${fix_url}" "${fix}")" "${fix_two}"
 }
 
 # The first fix when the URL came from TRAFFIC_DUPLICATOR_PYTHON_URL, else the second.

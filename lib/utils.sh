@@ -54,12 +54,15 @@ TD_CURL_MAX_TIME="${TRAFFIC_DUPLICATOR_CURL_MAX_TIME:-120}"
 TD_CURL_RETRIES="${TRAFFIC_DUPLICATOR_CURL_RETRIES:-3}"
 
 # Set by utils::download when it fails: curl's exit status, the HTTP status, curl's first
-# line of complaint, and the failure in words (utils::download_problem).
+# line of complaint, the kind of failure (utils::_describe_failure) and the failure in words.
+# Set by utils::download_verified: the sha256 of what arrived.
 # shellcheck disable=SC2034 # Read by the callers (lib/python.sh, lib/gor.sh, lib/uvloop.sh).
 TD_DOWNLOAD_STATUS=0
 TD_DOWNLOAD_HTTP_CODE=""
 TD_DOWNLOAD_SAID=""
+TD_DOWNLOAD_KIND=""
 TD_DOWNLOAD_PROBLEM=""
+TD_DOWNLOAD_SHA256=""
 
 # utils::download URL DEST CACHE_DIR
 #
@@ -86,27 +89,62 @@ function utils::download() {
 	fi
 	# shellcheck disable=SC2034 # Read by the callers.
 	TD_DOWNLOAD_SAID="$(head -n 1 "${error_log}" 2>/dev/null || true)"
-	# shellcheck disable=SC2034 # Read by the callers.
-	TD_DOWNLOAD_PROBLEM="$(utils::download_problem "${TD_DOWNLOAD_STATUS}" "${TD_DOWNLOAD_HTTP_CODE}")"
+	utils::_describe_failure "${TD_DOWNLOAD_STATUS}" "${TD_DOWNLOAD_HTTP_CODE}"
 	rm -f "${partial}" "${error_log}"
 	return 1
 }
 
-# utils::download_problem CURL_STATUS HTTP_CODE: what went wrong, in words (curl's exit
-# statuses, man curl "EXIT CODES").
-function utils::download_problem() {
+# utils::_describe_failure CURL_STATUS HTTP_CODE sets TD_DOWNLOAD_KIND (dns, unreachable,
+# timeout, http, tls, url or other) and TD_DOWNLOAD_PROBLEM, what went wrong in words. The
+# one place curl's exit statuses are grouped (man curl "EXIT CODES"): callers that give a
+# fix per failure choose it by kind.
+function utils::_describe_failure() {
 	local status="${1}" http_code="${2}"
+	# shellcheck disable=SC2034 # Read by the callers.
 	case "${status}" in
-		5 | 6) echo "the host name could not be resolved (DNS)" ;;
-		7) echo "the server could not be reached (connection refused or no route)" ;;
-		28) echo "the download timed out (connect limit ${TD_CURL_CONNECT_TIMEOUT}s, total limit ${TD_CURL_MAX_TIME}s)" ;;
-		22) echo "the server answered HTTP ${http_code}" ;;
+		5 | 6) TD_DOWNLOAD_KIND="dns" TD_DOWNLOAD_PROBLEM="the host name could not be resolved (DNS)" ;;
+		7) TD_DOWNLOAD_KIND="unreachable" TD_DOWNLOAD_PROBLEM="the server could not be reached (connection refused or no route)" ;;
+		28) TD_DOWNLOAD_KIND="timeout" TD_DOWNLOAD_PROBLEM="the download timed out (connect limit ${TD_CURL_CONNECT_TIMEOUT}s, total limit ${TD_CURL_MAX_TIME}s)" ;;
+		22) TD_DOWNLOAD_KIND="http" TD_DOWNLOAD_PROBLEM="the server answered HTTP ${http_code}" ;;
 		35 | 51 | 53 | 54 | 58 | 59 | 60 | 64 | 66 | 77 | 80 | 82 | 83 | 90 | 91)
-			echo "the TLS connection failed (certificate or handshake)"
+			TD_DOWNLOAD_KIND="tls" TD_DOWNLOAD_PROBLEM="the TLS connection failed (certificate or handshake)"
 			;;
-		1 | 3) echo "curl cannot use this URL" ;;
-		*) echo "curl failed with exit status ${status}" ;;
+		1 | 3) TD_DOWNLOAD_KIND="url" TD_DOWNLOAD_PROBLEM="curl cannot use this URL" ;;
+		*) TD_DOWNLOAD_KIND="other" TD_DOWNLOAD_PROBLEM="curl failed with exit status ${status}" ;;
 	esac
+}
+
+# utils::download_verified URL DEST SHA256 CACHE_DIR
+#
+# Downloads URL (utils::download) to DEST.unverified and gives it DEST's name only when its
+# sha256 is SHA256, so a cache named by checksum never holds a file that was not checked.
+# Returns 0; 1 when the download failed (TD_DOWNLOAD_* as utils::download sets them); 2 on
+# a checksum mismatch, with TD_DOWNLOAD_SHA256 the sha256 of what arrived. Leaves no
+# temporary file behind either way.
+function utils::download_verified() {
+	local url="${1}" dest="${2}" sha256="${3}" cache_dir="${4}"
+	local unverified="${dest}.unverified"
+	TD_DOWNLOAD_SHA256=""
+	utils::download "${url}" "${unverified}" "${cache_dir}" || return 1
+	TD_DOWNLOAD_SHA256="$(utils::sha256 "${unverified}")"
+	if [[ "${TD_DOWNLOAD_SHA256}" != "${sha256}" ]]; then
+		rm -f "${unverified}"
+		return 2
+	fi
+	mv -f "${unverified}" "${dest}"
+}
+
+# utils::sha256 [FILE]: the sha256 of FILE, or of stdin without one, as 64 lowercase
+# hexadecimal digits.
+function utils::sha256() {
+	sha256sum "$@" | cut -d ' ' -f 1
+}
+
+# True when FILE exists, is not empty and has the sha256 SHA256: a cached download that is
+# still good. Usage: utils::sha256_matches FILE SHA256
+function utils::sha256_matches() {
+	local file="${1}" sha256="${2}"
+	[[ -s "${file}" && "$(utils::sha256 "${file}")" == "${sha256}" ]]
 }
 
 # Prints "3.13.15" for a working interpreter, or fails. Runs it with its own lib/ on

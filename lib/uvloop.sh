@@ -91,7 +91,7 @@ function uvloop::_install() {
 	base="${base:-${TRAFFIC_DUPLICATOR_UVLOOP_URL:-${TD_UVLOOP_BASE_URL}}}"
 	url="${base%/}/${path}"
 	origin="from the build cache"
-	if ! uvloop::_verified "${file}" "${sha}"; then
+	if ! utils::sha256_matches "${file}" "${sha}"; then
 		origin="downloaded"
 		if ! uvloop::_download "${url}" "${file}" "${sha}" "${cache_dir}"; then
 			echo "${TD_UVLOOP_PROBLEM}"
@@ -106,31 +106,19 @@ function uvloop::_install() {
 	echo "cp${version}, ${cpu}; ${origin}"
 }
 
-# True when FILE exists and has the pinned checksum.
-function uvloop::_verified() {
-	local file="${1}" sha="${2}"
-	[[ -s "${file}" ]] && [[ "$(sha256sum "${file}" | cut -d' ' -f1)" == "${sha}" ]]
-}
-
 # Downloads URL into the cache as FILE, keeping only this wheel there, if its checksum
-# is the pinned one.
+# is the pinned one (utils::download_verified).
 function uvloop::_download() {
-	local url="${1}" file="${2}" sha="${3}" cache_dir="${4}"
-	local dir="${file%/*}" scratch partial
-	scratch="$(utils::scratch_dir "${cache_dir}")"
-	partial="${scratch}/${file##*/}.download"
-	rm -rf "${dir}"
-	mkdir -p "${dir}"
-	if ! utils::download "${url}" "${partial}" "${cache_dir}"; then
-		TD_UVLOOP_PROBLEM="the download failed (${TD_DOWNLOAD_SAID:-${TD_DOWNLOAD_PROBLEM}}) from ${url}"
-		return 1
-	fi
-	if ! uvloop::_verified "${partial}" "${sha}"; then
-		rm -f "${partial}"
-		TD_UVLOOP_PROBLEM="checksum mismatch for ${url} (expected sha256 ${sha})"
-		return 1
-	fi
-	mv -f "${partial}" "${file}"
+	local url="${1}" file="${2}" sha="${3}" cache_dir="${4}" status=0
+	rm -rf "${file%/*}"
+	mkdir -p "${file%/*}"
+	utils::download_verified "${url}" "${file}" "${sha}" "${cache_dir}" || status=$?
+	case "${status}" in
+		0) return 0 ;;
+		2) TD_UVLOOP_PROBLEM="checksum mismatch for ${url} (expected sha256 ${sha})" ;;
+		*) TD_UVLOOP_PROBLEM="the download failed (${TD_DOWNLOAD_SAID:-${TD_DOWNLOAD_PROBLEM}}) from ${url}" ;;
+	esac
+	return 1
 }
 
 # Unpacks the wheel (a zip) with the build's Python, keeps what runs (not the Cython
