@@ -204,6 +204,7 @@ function python::_download() {
 			fix="${fix_url}"
 			fix_two="Or unset it to use heroku/python's archive: heroku config:unset TRAFFIC_DUPLICATOR_PYTHON_URL"
 			;;
+		disk:*) fix="Check that the build has free disk space, then retry the build." ;;
 		*) fix="Wait a minute: most download failures are temporary." ;;
 	esac
 	python::_fail_download "${url}" "${problem}" "${TD_DOWNLOAD_SAID}" \

@@ -54,7 +54,8 @@ TD_CURL_MAX_TIME="${TRAFFIC_DUPLICATOR_CURL_MAX_TIME:-120}"
 TD_CURL_RETRIES="${TRAFFIC_DUPLICATOR_CURL_RETRIES:-3}"
 
 # Set by utils::download when it fails: curl's exit status, the HTTP status, curl's first
-# line of complaint, the kind of failure (utils::_describe_failure) and the failure in words.
+# line of complaint, the kind of failure (utils::_describe_failure, utils::_not_written) and
+# the failure in words.
 # Set by utils::download_verified: the sha256 of what arrived.
 # shellcheck disable=SC2034 # Read by the callers (lib/python.sh, lib/gor.sh, lib/uvloop.sh).
 TD_DOWNLOAD_STATUS=0
@@ -75,6 +76,7 @@ function utils::download() {
 	local partial="${dest}.partial" error_log
 	error_log="$(utils::scratch_dir "${cache_dir}")/curl-error.log"
 	TD_DOWNLOAD_STATUS=0
+	TD_DOWNLOAD_SAID="" TD_DOWNLOAD_KIND="" TD_DOWNLOAD_PROBLEM=""
 	rm -f "${partial}"
 	TD_DOWNLOAD_HTTP_CODE="$(
 		curl --fail --silent --show-error --location \
@@ -83,9 +85,11 @@ function utils::download() {
 			--output "${partial}" --write-out '%{http_code}' "${url}" 2>"${error_log}"
 	)" || TD_DOWNLOAD_STATUS=$?
 	if ((TD_DOWNLOAD_STATUS == 0)); then
-		mv -f "${partial}" "${dest}"
 		rm -f "${error_log}"
-		return 0
+		mv -f "${partial}" "${dest}" && return 0
+		utils::_not_written "${dest}"
+		rm -f "${partial}"
+		return 1
 	fi
 	# shellcheck disable=SC2034 # Read by the callers.
 	TD_DOWNLOAD_SAID="$(head -n 1 "${error_log}" 2>/dev/null || true)"
@@ -114,24 +118,41 @@ function utils::_describe_failure() {
 	esac
 }
 
+# utils::_not_written FILE: the download arrived but FILE could not be written or read
+# (a full or read-only disk). Callers run the download functions in an `if` or after `||`,
+# where Bash ignores `set -e`, so this failure is reported like a download's.
+# shellcheck disable=SC2034 # Read by the callers.
+function utils::_not_written() {
+	TD_DOWNLOAD_KIND="disk" TD_DOWNLOAD_SAID=""
+	TD_DOWNLOAD_PROBLEM="the build could not write ${1} (is the disk full?)"
+}
+
 # utils::download_verified URL DEST SHA256 CACHE_DIR
 #
 # Downloads URL (utils::download) to DEST.unverified and gives it DEST's name only when its
 # sha256 is SHA256, so a cache named by checksum never holds a file that was not checked.
-# Returns 0; 1 when the download failed (TD_DOWNLOAD_* as utils::download sets them); 2 on
-# a checksum mismatch, with TD_DOWNLOAD_SHA256 the sha256 of what arrived. Leaves no
-# temporary file behind either way.
+# Returns 0; 1 when the download failed or could not be written (TD_DOWNLOAD_* as
+# utils::download sets them); 2 on a checksum mismatch, with TD_DOWNLOAD_SHA256 the sha256
+# of what arrived. Leaves no temporary file behind either way.
 function utils::download_verified() {
 	local url="${1}" dest="${2}" sha256="${3}" cache_dir="${4}"
 	local unverified="${dest}.unverified"
 	TD_DOWNLOAD_SHA256=""
 	utils::download "${url}" "${unverified}" "${cache_dir}" || return 1
 	TD_DOWNLOAD_SHA256="$(utils::sha256 "${unverified}")"
+	if [[ ! "${TD_DOWNLOAD_SHA256}" =~ ^[0-9a-f]{64}$ ]]; then
+		utils::_not_written "${unverified}"
+		rm -f "${unverified}"
+		return 1
+	fi
 	if [[ "${TD_DOWNLOAD_SHA256}" != "${sha256}" ]]; then
 		rm -f "${unverified}"
 		return 2
 	fi
-	mv -f "${unverified}" "${dest}"
+	mv -f "${unverified}" "${dest}" && return 0
+	utils::_not_written "${dest}"
+	rm -f "${unverified}"
+	return 1
 }
 
 # utils::sha256 [FILE]: the sha256 of FILE, or of stdin without one, as 64 lowercase
