@@ -40,7 +40,7 @@ from traffic_duplicator.proxy import relay
 from traffic_duplicator.proxy.cli import EPOLL_ENV, parse_args
 from traffic_duplicator.proxy.counters import RelayCounters
 from traffic_duplicator.proxy.pair import RelayContext
-from traffic_duplicator.proxy.relay import ClientSide
+from traffic_duplicator.proxy.relay import AdoptedSide, ClientSide
 
 if TYPE_CHECKING:
     from traffic_duplicator.proxy.poller import Poller
@@ -383,7 +383,7 @@ async def hand_over(live: LivePair, steps: int) -> ClientSide:
     for _ in range(steps):
         await asyncio.sleep(0)
     (side,) = live.context.relays
-    assert isinstance(side, ClientSide)
+    assert isinstance(side, AdoptedSide)
     return side
 
 

@@ -130,10 +130,6 @@ class Listener:
         # request's CPU here: the C method and the C socket type do without.
         self._accept: Callable[[], tuple[int, Any]] = getattr(sock, "_accept")  # noqa: B009
         self._kind = (int(sock.family), int(sock.type), sock.proto)
-        # Accepted sockets stay in blocking mode (rawpair passes MSG_DONTWAIT), unless a
-        # default timeout would make CPython wait inside recv and send: then they are
-        # made non-blocking, one ioctl each.
-        self._nonblocking = socket.getdefaulttimeout() is not None
         self.poller = poller
         self.paused: asyncio.TimerHandle | None = None
         poller.listener = self
@@ -143,12 +139,14 @@ class Listener:
         accept = self._accept
         family, kind, proto = self._kind
         poller = self.poller
+        # Accepted sockets stay in blocking mode (rawpair passes MSG_DONTWAIT), unless a
+        # default timeout (socket.setdefaulttimeout) would make CPython wait inside recv
+        # and send: then they are made non-blocking.
+        nonblocking = socket.getdefaulttimeout() is not None
         for _ in range(ACCEPT_BATCH):
             try:
                 fd, peer = accept()
                 client = socket.SocketType(family, kind, proto, fd)
-                if self._nonblocking:
-                    client.setblocking(False)
             except BlockingIOError:
                 return
             except OSError as exc:
@@ -157,6 +155,8 @@ class Listener:
                     return
                 continue
             try:
+                if nonblocking:
+                    client.setblocking(False)
                 pair = RawPair(poller, client)
             except Exception as exc:  # a bug: this connection only
                 client.close()

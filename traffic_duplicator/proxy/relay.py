@@ -208,10 +208,11 @@ class AdoptedSide(ClientSide):
     ) -> AdoptedSide:
         """Relay `pair`'s connection from now on.
 
-        `client` and `app` are its connected non-blocking sockets, no longer on the epoll
-        core's poller; bytes that arrived meanwhile wait in the kernel. asyncio makes
-        transports for existing sockets only in coroutines, so a task does it, kept in
-        `connect_task` until both exist; a close or abort meanwhile cancels it.
+        `client` and `app` are its connected sockets (the loops make them non-blocking),
+        no longer on the epoll core's poller; bytes that arrived meanwhile wait in the
+        kernel. asyncio makes transports for existing sockets only in coroutines, so a
+        task does it, kept in `connect_task` until both exist; a close or abort meanwhile
+        cancels it.
         """
         side = cls(pair)
         task = side.context.loop.create_task(side._adopt(client, app))
