@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SHELL_SOURCES := bin/detect bin/compile bin/release bin/build bin/start-traffic-duplicator $(wildcard lib/*.sh) .ci/run $(wildcard scripts/*.sh) $(wildcard tests/fixtures/bin/*)
 
-.PHONY: all test lint typecheck shellcheck pytest demo bench bench-syscalls bench-venv system-packages bench-packages venv clean
+.PHONY: all test lint typecheck shellcheck pytest demo bench bench-syscalls bench-calls bench-venv system-packages bench-packages venv clean
 
 all: test
 
@@ -63,6 +63,10 @@ bench-syscalls: bench-packages $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/syscalls.py --python $(CURDIR)/$(BENCH_VENV)/bin/python --loop asyncio
 	$(BENCH_VENV)/bin/python bench/syscalls.py --python $(CURDIR)/$(BENCH_VENV)/bin/python
 	$(BENCH_VENV)/bin/python bench/syscalls.py --proxy nginx-mirror
+
+bench-calls: bench-packages $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python bench/calls.py --python $(CURDIR)/$(BENCH_VENV)/bin/python
+	$(BENCH_VENV)/bin/python bench/calls.py --python $(CURDIR)/$(BENCH_VENV)/bin/python --keep-alive --connections 1
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -25,9 +25,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from common import (
     REPO_ROOT,
@@ -55,6 +56,24 @@ response = function(status, headers, body)
 end
 """
 WARMUP_REQUESTS = 500
+T = TypeVar("T")
+
+
+def add_load_options(parser: argparse.ArgumentParser, requests: int) -> None:
+    """The load and the proxy under it, as bench/syscalls.py and bench/calls.py take them."""
+    parser.add_argument("--requests", type=int, default=requests)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--keep-alive", action="store_true")
+    parser.add_argument(
+        "--mirror",
+        choices=("gor", "http"),
+        default="gor",
+        help="the built-in proxy's mirror: gor:// to bench/sink.py (default), or raw HTTP"
+        " to an nginx answering 200",
+    )
+    parser.add_argument("--python", default=sys.executable)
+    parser.add_argument("--loop", choices=("auto", "asyncio"), default="auto")
+    add_source_option(parser)
 
 
 def add_source_option(parser: argparse.ArgumentParser) -> None:
@@ -165,6 +184,19 @@ def count(args: argparse.Namespace) -> tuple[dict[str, int], int]:
         return parse_summary(out.read_text()), served
 
 
+def measure(script: str, run: Callable[[], tuple[T, int]]) -> tuple[T, int] | None:
+    """`run()`'s (counts, requests served), or None after one line saying why not."""
+    try:
+        counts, served = run()
+    except (BenchError, subprocess.SubprocessError) as exc:
+        print(f"{script}: {exc}", file=sys.stderr)
+        return None
+    if not served:
+        print(f"{script}: the app served nothing", file=sys.stderr)
+        return None
+    return counts, served
+
+
 def report(counts: dict[str, int], served: int, title: str) -> str:
     lines = [f"{title}: {served} requests, system calls per request", ""]
     lines += ["| system call | per request |", "|---|---|"]
@@ -177,33 +209,17 @@ def report(counts: dict[str, int], served: int, title: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--keep-alive", action="store_true")
-    parser.add_argument(
-        "--mirror",
-        choices=("gor", "http"),
-        default="gor",
-        help="the built-in proxy's mirror: gor:// to bench/sink.py (default), or raw HTTP"
-        " to an nginx answering 200",
-    )
+    add_load_options(parser, requests=2000)
     # nginx-fresh: nginx mirror with a new app connection per request (see common.py).
     parser.add_argument(
         "--proxy", choices=("builtin", "nginx-mirror", "nginx-fresh"), default="builtin"
     )
-    parser.add_argument("--python", default=sys.executable)
-    parser.add_argument("--loop", choices=("auto", "asyncio"), default="auto")
-    add_source_option(parser)
     args = parser.parse_args(argv)
     args.python = interpreter(args.python)
-    try:
-        counts, served = count(args)
-    except (BenchError, subprocess.SubprocessError) as exc:
-        print(f"bench/syscalls.py: {exc}", file=sys.stderr)
+    measured = measure("bench/syscalls.py", lambda: count(args))
+    if measured is None:
         return 1
-    if not served:
-        print("bench/syscalls.py: the app served nothing", file=sys.stderr)
-        return 1
+    counts, served = measured
     what = args.proxy.replace("-", " ") if args.proxy != "builtin" else f"built-in ({args.loop})"
     print(report(counts, served, what))
     return 0
