@@ -396,6 +396,42 @@ def test_bad_flags_are_one_line_and_exit_2() -> None:
         assert expected in result.stderr and result.stderr.count("\n") == 1, result.stderr
 
 
+def test_an_input_file_that_cannot_be_read_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    cases = {
+        str(tmp_path / "missing.gor"): "No such file or directory",
+        str(tmp_path / "*.gor"): "No such file or directory",  # a pattern matching nothing
+        str(tmp_path): "Is a directory",
+    }
+    for path, reason in cases.items():
+        result = run_replayer("--input-file", path, "--output-null")
+        assert result.returncode == 2, (path, result)
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert result.stderr.startswith(f"--input-file {path}: cannot read it ({reason}); ")
+
+
+def test_a_capture_removed_while_it_loops_ends_its_input_with_an_error_event(
+    tmp_path: Path, dest: RecordingServer
+) -> None:
+    capture = tmp_path / "loop.gor"
+    capture.write_bytes(gorproto.encode(get("/again"), timestamp_ns=1))
+    argv = engine_argv(
+        "traffic_duplicator.replay",
+        "--input-file",
+        str(capture),
+        "--input-file-loop",
+        "--output-http",
+        f"http://127.0.0.1:{dest.port}",
+    )
+    log_path = tmp_path / "replayer.log"
+    with log_path.open("wb") as log, running_process(argv, stdout=log, stderr=log) as proc:
+        wait_until(lambda: len(dest.snapshot()) >= 2)  # it went round at least once
+        capture.unlink()
+        assert proc.wait(timeout=30) == 0
+    text = log_path.read_text()
+    assert f'at=error input=file path={capture} error="No such file or directory"' in text, text
+    assert "at=stop process=replayer" in text
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     hits: ClassVar[list[str]] = []

@@ -18,6 +18,7 @@ from traffic_duplicator.replay.inputs import (
     HttpInputProtocol,
     Intake,
     TcpInputProtocol,
+    capture_paths,
     replay_file,
 )
 from traffic_duplicator.replay.limits import Limiter
@@ -124,11 +125,15 @@ class Engine:
         conns: set[HttpInputProtocol | TcpInputProtocol] = set()
         servers: list[asyncio.base_events.Server] = []
         sockets: list[tuple[InputConfig, socket.socket]] = []
-        # Bind first: a port in use must fail before anything else starts.
+        # Bind and open the captures first: a port in use or a missing capture must fail
+        # before anything else starts.
+        captures: list[tuple[InputConfig, list[str]]] = []
         for spec in config.inputs:
             if spec.listen is not None:
                 address = spec.listen.address
                 sockets.append((spec, listen_socket(address.port, address.host)))
+            elif spec.file is not None:
+                captures.append((spec, capture_paths(spec.file.path)))
         self._open_outputs()
         stats = self.input_stats
         limit = config.max_request_bytes
@@ -142,9 +147,11 @@ class Engine:
             )
             servers.append(await loop.create_server(factory, sock=sock))
         file_tasks = [
-            loop.create_task(replay_file(spec, self._intake(self.submit)), name=f"input-file-{i}")
-            for i, spec in enumerate(config.inputs)
-            if spec.kind is InputKind.FILE
+            loop.create_task(
+                replay_file(spec, paths, self._intake(self.submit), self.log),
+                name=f"input-file-{i}",
+            )
+            for i, (spec, paths) in enumerate(captures)
         ]
         signals.install(loop)
         self._log_start(sockets)

@@ -14,7 +14,9 @@ from collections.abc import Callable
 from typing import cast
 
 from traffic_duplicator import gorproto
+from traffic_duplicator.errors import UserError
 from traffic_duplicator.http1 import BODY, END, HEAD, OPAQUE, RequestFramer, RequestHead
+from traffic_duplicator.logs import EventLog
 from traffic_duplicator.replay.config import InputConfig
 from traffic_duplicator.replay.request import Request
 from traffic_duplicator.replay.stats import InputStats
@@ -235,21 +237,51 @@ class TcpInputProtocol(asyncio.Protocol):
             self._oversized = self._splitter.oversized
 
 
-async def replay_file(config: InputConfig, intake: Intake) -> None:
-    """Replay a capture, keeping the recorded gaps (scaled by `|N%`, capped by max-wait)."""
+class InputFileError(UserError):
+    """An --input-file that names nothing readable."""
+
+
+def capture_paths(pattern: str) -> list[str]:
+    """The captures `--input-file PATTERN` replays, in order: the files its glob matches,
+    else the path itself (gor's input_file.go expands it with filepath.Glob too).
+
+    Each is opened once here, so that a missing, unreadable or directory path is one
+    error line and exit 2 at start-up (InputFileError). gor only logs "No files match
+    pattern" and replays nothing, which is easy to miss.
+    """
+    paths = sorted(glob.glob(pattern)) or [pattern]
+    for path in paths:
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise InputFileError(
+                f"--input-file {path}: cannot read it ({exc.strerror}); give the path "
+                "(or a glob pattern) of a capture written by --output-file"
+            ) from None
+    return paths
+
+
+async def replay_file(config: InputConfig, paths: list[str], intake: Intake, log: EventLog) -> None:
+    """Replay the captures at `paths` (from capture_paths), keeping the recorded gaps
+    (scaled by `|N%`, capped by max-wait). A capture that cannot be read any more (moved
+    or removed while --input-file-loop replays it) ends this input with an error event."""
     assert config.file is not None
     speed = config.file.speed_percent / 100
-    paths = sorted(glob.glob(config.file.path)) or [config.file.path]
     while True:
         previous_ns: int | None = None
         for path in paths:
-            previous_ns = await _replay_one(
-                path,
-                speed=speed,
-                max_wait=config.max_wait,
-                previous_ns=previous_ns,
-                intake=intake,
-            )
+            try:
+                previous_ns = await _replay_one(
+                    path,
+                    speed=speed,
+                    max_wait=config.max_wait,
+                    previous_ns=previous_ns,
+                    intake=intake,
+                )
+            except OSError as exc:
+                log.event(at="error", input="file", path=path, error=exc.strerror or str(exc))
+                return
         if not config.loop:
             return
 
