@@ -6,8 +6,16 @@ import io
 
 import pytest
 
+from traffic_duplicator.errors import UserError
 from traffic_duplicator.logs import EventLog
-from traffic_duplicator.redact import is_secret_name, mask_header, mask_text, mask_url
+from traffic_duplicator.redact import (
+    is_secret_name,
+    mask_argv,
+    mask_counts,
+    mask_header,
+    mask_text,
+    mask_url,
+)
 
 
 @pytest.mark.parametrize(
@@ -60,3 +68,71 @@ def test_every_log_line_is_masked_whoever_writes_it() -> None:
     assert stream.getvalue() == (
         'src at=error output=http://u:***@h error="Authorization: ***" n=3\n'
     )
+
+
+COMPARE_LINE = (
+    'replayer | at=compare source=web.1 destination=http://u:hunter2@h route="GET /a" '
+    'compared=3 fields="status=3,header:x-auth-token=2,header:www-authenticate=1,'
+    'header:x-csrf-token=1" end=1'
+)
+
+
+def test_an_at_compare_line_keeps_the_counts_of_secret_named_fields() -> None:
+    # The fields list holds names and counts, never a value (compare/lines.py).
+    assert mask_text(COMPARE_LINE) == COMPARE_LINE.replace("hunter2", "***")
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        # Outside a compare line's fields list, a number is a secret like any value.
+        ("x-auth-token=2", "x-auth-token=***"),
+        ("at=compare pin=1234", "at=compare pin=***"),
+        ('at=error fields="token=12"', 'at=error fields="token=***"'),
+        # Inside it, only counts are kept: a URL's token or password is still masked.
+        ('at=compare fields="x-token=abc,n=1"', 'at=compare fields="x-token=***,n=1"'),
+        ('at=compare fields="a=1" e="/?token=abc"', 'at=compare fields="a=1" e="/?token=***"'),
+        ('at=compare fields="body:http://u:pw@h=1"', 'at=compare fields="body:http://u:***@h=1"'),
+    ],
+)  # fmt: skip
+def test_counts_are_kept_only_in_a_compare_line_s_fields_list(text: str, shown: str) -> None:
+    assert mask_text(text) == shown
+
+
+def test_mask_counts_masks_a_fields_list_as_the_compare_line_does() -> None:
+    assert mask_counts("header:x-auth-token=2,status=1") == "header:x-auth-token=2,status=1"
+    assert mask_counts("header:x-auth-token=2x") == "header:x-auth-token=***"
+    assert mask_counts('token=1"') == 'token=***"'  # not a list: free text
+
+
+@pytest.mark.parametrize(
+    ("argv", "shown"),
+    [
+        (
+            ["python3", "x.py", "--password=PW3", "--api-token", "TOK2", "--db", "postgres://u:DBPW1@h/db"],
+            "python3 x.py --password=*** --api-token *** --db postgres://u:***@h/db",
+        ),
+        (["app", "--password=a b", "--secret-key", "a b"], "app --password=*** --secret-key ***"),
+        # A flag after a secret-named flag is no value; ordinary arguments stay as written.
+        (
+            ["app", "--auth-required", "--verbose", "a b", "--port", "5000"],
+            "app --auth-required --verbose 'a b' --port 5000",
+        ),
+        (["a", "-p", "x", "--author", "ada", "--keyfile", "k"], "a -p x --author ada --keyfile k"),
+    ],
+)  # fmt: skip
+def test_a_command_line_masks_secret_named_flags_in_both_forms(argv: list[str], shown: str) -> None:
+    assert mask_argv(argv) == shown
+
+
+def test_free_text_masks_a_secret_flag_s_inline_value_but_not_words_inside_names() -> None:
+    assert mask_text("run --password=PW3 -token=t") == "run --password=*** -token=***"
+    assert (
+        mask_text("body:$.api-token=3,body:$.a.--token=4")
+        == "body:$.api-token=3,body:$.a.--token=4"
+    )
+
+
+def test_every_user_error_is_masked() -> None:
+    error = UserError("X='http://deploy:s3cretpass@h' names nothing; token=abc")
+    assert str(error) == "X='http://deploy:***@h' names nothing; token=***"

@@ -9,6 +9,10 @@
 - candidate has the noise too, plus three real regressions: `name` changed on
   `GET /users/:id`, a 500 on `GET /orders/:id`, and 50 ms more on `GET /slow`.
 
+`GET /account` answers with secret-named headers (`X-Csrf-Token`, `X-Session-Id`,
+`X-Auth-Token`, `WWW-Authenticate`) whose values differ per environment, and the candidate
+answers it 401: only the headers' names and counts may reach a log line.
+
 `GET /health` and `GET /products/:id` answer the same everywhere (headers aside). `POST
 /login` echoes the password it was sent (the same everywhere) and hands out a session token
 and cookie of its environment: secrets the comparison must never print.
@@ -31,6 +35,8 @@ import h11
 SLOW_MS = 20  # GET /slow everywhere; the candidate adds REGRESSION_MS
 REGRESSION_MS = 50
 SESSION_SECRET = "sess-9Qx7Lm2Vt8"  # per environment, suffixed with the environment's name
+HEADER_SECRET = "hdr-Zp4Wq8Ks1"  # GET /account's secret headers, suffixed likewise
+SECRET_HEADERS = ("X-Csrf-Token", "X-Session-Id", "X-Auth-Token", "WWW-Authenticate")
 
 Answer = tuple[int, bytes, str, "str | None"]  # status, body, content type, Set-Cookie
 
@@ -48,6 +54,9 @@ class App:
             token = f"{SESSION_SECRET}-{self.role}"
             document = {"ok": True, "password": sent.get("password"), "token": token}
             return self._json(self._noisy(document, request_id), f"session={token}; HttpOnly")
+        if path == "/account":
+            status = 401 if self.role == "candidate" else 200
+            return status, b"account", "text/plain", None
         if path == "/health":
             return 200, b"ok", "text/plain", None
         if len(parts) == 2 and parts[0] == "products":
@@ -116,6 +125,8 @@ class App:
         ]
         if cookie is not None:
             headers.append(("Set-Cookie", cookie))
+        if target == "/account":
+            headers += [(name, f"{HEADER_SECRET}-{name}-{self.role}") for name in SECRET_HEADERS]
         data = conn.send(h11.Response(status_code=status, headers=headers))
         data += conn.send(h11.Data(data=payload)) + conn.send(h11.EndOfMessage())
         writer.write(data)  # one write: no Nagle delay between head and body

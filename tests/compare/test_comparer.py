@@ -163,3 +163,23 @@ def test_split_output_releases_production_after_one_answer():
     comparer.observe_production(b"1", js({}))
     comparer.observe_shadow(1, b"1", js({}, latency=0.01), method=b"GET", target=b"/")
     assert comparer.pending == 0
+
+
+def test_secret_named_headers_show_their_names_and_counts_never_their_values():
+    comparer, clock = make()
+    names = ("X-Csrf-Token", "X-Session-Id", "X-Auth-Token", "WWW-Authenticate")
+    for i in range(4):
+        mid = str(i).encode()
+        prod = js({}, headers=[(name, f"{SECRET}-prod") for name in names])
+        shadow = js({}, status=401, headers=[(name, f"{SECRET}-shadow") for name in names])
+        comparer.observe_production(mid, prod)
+        comparer.observe_shadow(1, mid, shadow, method=b"GET", target=b"/account")
+    clock.now = 60
+    out = comparer.tick()
+    assert SECRET not in "\n".join(out)
+    [line] = [r for r in records(out) if r["role"] == "candidate"]
+    assert line["status_mismatch"] == "4"
+    assert lines.decode_fields(line["fields"]) == {
+        "status": 4,
+        **{f"header:{name.lower()}": 4 for name in names},
+    }

@@ -100,3 +100,15 @@ def test_rows_merge_across_lines_and_a_baseline_without_the_route_measures_no_no
     assert not by[("https://b", "GET /x")].flagged
     json_row = merge.to_json(by[("https://a", "GET /y")])
     assert json_row["status_mismatch_rate"] == 0.0 and json_row["flagged"] is True
+
+
+def test_a_field_count_masked_by_an_older_version_is_reported_not_fatal():
+    text = line(fields="status=4,header:x-auth-token=***").replace("compared=10", "compared=4")
+    result = reader.read([("old.log", [text])])
+    assert result.malformed == 0
+    [record] = result.records
+    assert record.fields == {"status": 4}
+    assert record.masked_fields == ("header:x-auth-token",)
+    assert result.masked_fields() == ["header:x-auth-token"]
+    with pytest.raises(ValueError, match="bad field count"):
+        lines.decode_fields("header:x-auth-token=***")  # without a list to note it in

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -133,3 +134,19 @@ def test_a_bad_flag_is_one_line():
     result = report("--relative-threshold", "lots")
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "--relative-threshold" in result.stderr
+
+
+def test_a_masked_field_count_is_named_in_a_warning_and_its_line_kept(tmp_path):
+    good = generate("web.1", requests=5, intervals=1)
+    # As an older version logged a secret-named header's count: masked by the log writer.
+    old = [re.sub(r'fields="(?=[^"])', 'fields="header:x-auth-token=***,', text) for text in good]
+    path = tmp_path / "old.log"
+    path.write_text("\n".join(old) + "\n")
+    result = report("--json", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "malformed" not in result.stderr
+    assert "masked the counts of header:x-auth-token" in result.stderr
+    assert result.stderr.count("\n") == 1
+    same = tmp_path / "new.log"
+    same.write_text("\n".join(good) + "\n")
+    assert json.loads(result.stdout) == json.loads(report("--json", str(same)).stdout)

@@ -252,3 +252,10 @@ def test_explain_checks_the_comparison_baseline_against_the_slug_s_outputs(
         "\n !     Error: the dyno would refuse to start: TRAFFIC_DUPLICATOR_COMPARE_BASELINE=2 "
         "is not the position of an --output-http; the outputs are 1 (http://staging)\n\n"
     )
+
+    # The build's check shows a URL the user gave without its password.
+    (env_dir / "TRAFFIC_DUPLICATOR_COMPARE_BASELINE").write_text("http://deploy:s3cretpass@h")
+    assert explain_main(["--explain", str(app), str(env_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "'http://deploy:***@h' names no --output-http" in err
+    assert "s3cretpass" not in err

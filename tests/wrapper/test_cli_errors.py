@@ -239,3 +239,19 @@ def test_a_bad_comparison_setting_stops_the_boot_with_one_line(
         app_dir, example_app(), extra={"TRAFFIC_DUPLICATOR_COMPARE": "on", variable: value}
     )
     assert_one_line(result, 2, variable, fragment)
+
+
+@pytest.mark.parametrize(
+    ("baseline", "fragment"),
+    [
+        ("http://deploy:s3cretpass@127.0.0.1:18300", "names no --output-http"),
+        ("http://deploy:s3cretpass@127.0.0.1:18300:9", "is not a URL"),
+    ],
+)
+def test_a_bad_baseline_url_is_shown_without_its_password(
+    app_dir: Path, baseline: str, fragment: str
+) -> None:
+    extra = {"TRAFFIC_DUPLICATOR_COMPARE": "on", "TRAFFIC_DUPLICATOR_COMPARE_BASELINE": baseline}
+    line = assert_one_line(run_wrapper(app_dir, example_app(), extra=extra), 2, fragment)
+    assert "s3cretpass" not in line
+    assert "'http://deploy:***@127.0.0.1:18300" in line

@@ -107,7 +107,7 @@ class Aggregator:
 
     def _line(self, output: Output, route: str, stats: RouteStats, end: float, final: bool) -> str:
         counts = stats.counts()
-        fields: dict[str, LogValue] = {
+        head: dict[str, LogValue] = {
             "at": lines.COMPARE,
             "source": self._source,
             "destination": output.destination,
@@ -116,23 +116,24 @@ class Aggregator:
             **counts,
             lines.PRODUCTION_LATENCY: stats.production.encode(),
             lines.SHADOW_LATENCY: stats.shadow.encode(),
-            lines.FIELDS: lines.encode_fields(stats.fields),
-            "end": int(end),
         }
+        tail: dict[str, LogValue] = {"end": int(end)}
         if final:
-            fields["final"] = True
+            tail["final"] = True
         for name, count in counts.items():
-            fields[f"count#{lines.METRIC_PREFIX}{name}"] = count
+            tail[f"count#{lines.METRIC_PREFIX}{name}"] = count
         for side, histogram in (("production", stats.production), ("shadow", stats.shadow)):
             p95 = histogram.quantile(0.95)
             if p95 is not None:
-                fields[f"sample#{lines.METRIC_PREFIX}{side}.p95_ms"] = round(p95 * 1000, 3)
-        line = logfmt(**fields)
+                tail[f"sample#{lines.METRIC_PREFIX}{side}.p95_ms"] = round(p95 * 1000, 3)
+        # `fields` is not a logfmt value like the others: logfmt would mask it as free text,
+        # and a secret-named header's count would read as its value (lines.render_fields).
+        before, after = logfmt(**head), logfmt(**tail)
+        line = f"{before} {lines.render_fields(stats.fields)} {after}"
         if len(line) > lines.LINE_BUDGET:
             # Only the field list can make a line long: keep its most frequent entries.
             keep = dict(stats.fields)
             while keep and len(line) > lines.LINE_BUDGET:
                 keep.pop(min(keep, key=lambda name: (keep[name], name)))
-                fields[lines.FIELDS] = lines.encode_fields(keep)
-                line = logfmt(**fields)
+                line = f"{before} {lines.render_fields(keep)} {after}"
         return line

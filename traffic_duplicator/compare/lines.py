@@ -20,6 +20,10 @@ dynos and intervals add up.
 | `end` | the interval's end, Unix seconds |
 | `count#compare.*`, `sample#compare.*` | Heroku log-metrics keys for Librato-style drains |
 
+`fields` holds field names and counts, never a value: a secret-named header's count stays
+visible (`header:x-auth-token=3`), and the line is written with `render_fields` so that the
+log masking (redact.py) does not take the count for the header's value.
+
 In `fields`, the characters `%`, `,`, `=`, quotes, backslash, space and control characters
 inside a field's name are written as `%XX` (UTF-8), so any JSON key survives.
 """
@@ -28,6 +32,8 @@ from __future__ import annotations
 
 import re
 from urllib.parse import unquote
+
+from traffic_duplicator.redact import MASK, mask_counts
 
 COMPARE = "compare"
 DIFFERENCE = "difference"
@@ -55,11 +61,23 @@ def encode_fields(counts: dict[str, int]) -> str:
     return ",".join(f"{_escape(name)}={count}" for name, count in ordered)
 
 
-def decode_fields(text: str) -> dict[str, int]:
-    """Read `encode_fields`' output; raises ValueError on anything else."""
+def render_fields(counts: dict[str, int]) -> str:
+    """`fields="…"` for a logfmt line: `encode_fields` (no quote, backslash or space left
+    to escape), masked as a list of counts (redact.mask_counts), not as free text."""
+    return f'{FIELDS}="{mask_counts(encode_fields(counts))}"'
+
+
+def decode_fields(text: str, masked: list[str] | None = None) -> dict[str, int]:
+    """Read `encode_fields`' output; raises ValueError on anything else.
+
+    With a `masked` list, an entry whose count was masked (`header:x-auth-token=***`, as
+    earlier versions logged secret-named headers) goes to that list, not into an error."""
     counts: dict[str, int] = {}
     for token in text.split(",") if text else ():
         name, equals, count = token.rpartition("=")
+        if masked is not None and equals and name and count == MASK:
+            masked.append(unquote(name))
+            continue
         if not equals or not name or not count.isdigit():
             raise ValueError(f"bad field count {token[:40]!r}")
         key = unquote(name)

@@ -128,11 +128,12 @@ def resolve_baseline(baseline: str | None, outputs: Sequence[str]) -> int | None
     try:
         wanted = parse_output_http(baseline).url
     except BadValue as exc:
-        raise CompareSettingsError(f"{BASELINE}={baseline!r}: {exc}") from None
+        raise CompareSettingsError(f"{BASELINE}={mask_url(baseline)!r}: {exc}") from None
     for index, url in enumerate(outputs):
         # Both sides as printed (a password shows as ***), whichever form `outputs` holds.
         if mask_url(url).rstrip("/") == wanted.rstrip("/"):
             return index
     raise CompareSettingsError(
-        f"{BASELINE}={baseline!r} names no --output-http; use a URL or a position from: {choices}"
+        f"{BASELINE}={mask_url(baseline)!r} names no --output-http; "
+        f"use a URL or a position from: {choices}"
     )

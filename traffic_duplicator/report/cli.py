@@ -119,6 +119,12 @@ def run(argv: Sequence[str], out: TextIO) -> int:
             f"first: {result.problems[0]}",
             file=sys.stderr,
         )
+    if masked := result.masked_fields():
+        print(
+            f"{PROG}: warning: the logs masked the counts of {', '.join(masked)[:200]} "
+            "(written by an older traffic-duplicator); those fields are left out",
+            file=sys.stderr,
+        )
     if not result.records:
         where = ", ".join(args.files) or "standard input"
         raise ReportError(

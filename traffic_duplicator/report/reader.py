@@ -32,6 +32,9 @@ class CompareRecord:
     production: Histogram
     shadow: Histogram
     fields: dict[str, int]
+    # Fields whose count the log masked (earlier versions, secret-named headers): the
+    # line's other counts are good, these fields' counts are unknown.
+    masked_fields: tuple[str, ...] = ()
 
 
 @dataclass
@@ -41,6 +44,10 @@ class ReadResult:
     duplicates: int = 0
     malformed: int = 0
     problems: list[str] = field(default_factory=list)  # the first few, as `FILE line N: why`
+
+    def masked_fields(self) -> list[str]:
+        """Every field whose count was masked in some line, sorted."""
+        return sorted({name for record in self.records for name in record.masked_fields})
 
 
 def parse_record(text: str) -> CompareRecord:
@@ -58,6 +65,8 @@ def parse_record(text: str) -> CompareRecord:
         if not values[key].isdigit():
             raise ValueError(f"{key}={values[key][:20]!r} is not a count")
         counts[key] = int(values[key])
+    masked: list[str] = []
+    fields = lines.decode_fields(values.get(lines.FIELDS, ""), masked)
     return CompareRecord(
         destination=values["destination"],
         role=values.get("role", lines.CANDIDATE),
@@ -65,7 +74,8 @@ def parse_record(text: str) -> CompareRecord:
         counts=counts,
         production=Histogram.decode(values[lines.PRODUCTION_LATENCY]),
         shadow=Histogram.decode(values.get(lines.SHADOW_LATENCY, "h1;")),
-        fields=lines.decode_fields(values.get(lines.FIELDS, "")),
+        fields=fields,
+        masked_fields=tuple(masked),
     )
 
 

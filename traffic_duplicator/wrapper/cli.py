@@ -8,7 +8,6 @@ wrapper execs the app at once. Otherwise `launch` checks everything before anyth
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import NoReturn
 import traffic_duplicator
 from traffic_duplicator.errors import UserError
 from traffic_duplicator.logs import EventLog
+from traffic_duplicator.redact import mask_argv
 from traffic_duplicator.wrapper.command import exec_app
 from traffic_duplicator.wrapper.ports import rewrite_command
 from traffic_duplicator.wrapper.settings import ENABLED, read_enabled
@@ -62,9 +62,7 @@ def _exec_disabled(command: list[str], env: Mapping[str, str], log: EventLog) ->
     if raw_port.isdigit():
         # Still expand an unexpanded $PORT: without a shell nobody else will.
         command = list(rewrite_command(command, int(raw_port), int(raw_port)).argv)
-    log.event(
-        at="disabled", reason=f"{ENABLED}={env.get(ENABLED, '')}", command=shlex.join(command)
-    )
+    log.event(at="disabled", reason=f"{ENABLED}={env.get(ENABLED, '')}", command=mask_argv(command))
     sys.stdout.flush()
     sys.stderr.flush()
     exec_app(command, env)

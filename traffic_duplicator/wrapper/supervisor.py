@@ -15,12 +15,12 @@ table and a clock they advance by hand. Shutdown is `stopping.Shutdown`.
 from __future__ import annotations
 
 import os
-import shlex
 import signal
 from dataclasses import dataclass
 from enum import Enum
 
 from traffic_duplicator.logs import EventLog, LogValue
+from traffic_duplicator.redact import mask_argv
 from traffic_duplicator.wrapper.host import Host
 from traffic_duplicator.wrapper.ports import LOOPBACK
 from traffic_duplicator.wrapper.process import (
@@ -172,7 +172,7 @@ class Supervisor:
         if child is self.replayer and self.plan.replayer_summary:
             command = self.plan.replayer_summary
         else:
-            command = shlex.join(child.spec.argv)
+            command = mask_argv(child.spec.argv)  # `--password X` as well as `--password=X`
         restart = {"restart": child.starts - 1} if child.starts > 1 else {}
         self.log.event(
             at="start", process=child.name, pid=pid, port=child.spec.port, command=command,
