@@ -80,7 +80,8 @@ function uvloop::install() {
 # Sets TD_UVLOOP_CHOICE to the loop the engines will ask for with SWITCH as
 # TRAFFIC_DUPLICATOR_UVLOOP, "uvloop" or "asyncio", as the package in the slug decides it
 # (python -m traffic_duplicator.loops): the build reads the switch as the dyno does. A word
-# that is not a switch fails the build with the line the wrapper would print. Usage: uvloop::choice BUILD_DIR PYTHON SWITCH
+# that is not a switch fails the build with the line the wrapper would print.
+# Usage: uvloop::choice BUILD_DIR PYTHON SWITCH
 function uvloop::choice() {
 	local build_dir="${1}" python="${2}" switch="${3}"
 	local choice status=0
@@ -88,26 +89,20 @@ function uvloop::choice() {
 		PYTHONPATH="${build_dir}/.traffic-duplicator/lib" PYTHONDONTWRITEBYTECODE=1 PYTHONNOUSERSITE=1 \
 		TRAFFIC_DUPLICATOR_UVLOOP="${switch}" \
 		"${python}" -m traffic_duplicator.loops --build-choice 2>&1)" || status=$?
-	case "${status}" in
-		0) TD_UVLOOP_CHOICE="${choice}" ;;
-		2)
-			output::error <<<"Error: the dyno would refuse to start: ${choice}"
-			exit 1
-			;;
-		*)
-			output::error <<-EOF
-				Error: reading TRAFFIC_DUPLICATOR_UVLOOP crashed (exit status ${status}).
+	if [[ "${status}" == 0 ]]; then
+		TD_UVLOOP_CHOICE="${choice}"
+		return 0
+	fi
+	if [[ "${status}" == 2 ]]; then
+		output::error <<<"Error: the dyno would refuse to start: ${choice}"
+	else
+		# Not the user's mistake: what it printed, and where to report it.
+		output::error <<<"Error: reading TRAFFIC_DUPLICATOR_UVLOOP crashed (exit status ${status}):
+$(tail -n 15 <<<"${choice}")
 
-				It printed:
-				$(tail -n 15 <<<"${choice}")
-
-				To fix:
-				1. Retry the build.
-				2. If it fails again, open an issue with this log: ${TD_DOCS_URL}
-			EOF
-			exit 1
-			;;
-	esac
+Retry the build; if it fails again, open an issue with this log: ${TD_DOCS_URL}"
+	fi
+	exit 1
 }
 
 # Prints how it went ("cp313 x86_64, downloaded"), or the problem and fails.
