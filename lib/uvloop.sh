@@ -5,9 +5,10 @@
 # beside the package and not on PYTHONPATH, which the app inherits: an app with its own
 # uvloop keeps it (traffic_duplicator/loops.py adds the directory for our engines only).
 #
-# Optional by design: whatever fails (no wheel for this Python or CPU, a download error, a
-# checksum mismatch, a wheel that does not import) leaves the engines on asyncio, says so
-# in one build line, and never fails the build. The wheel is cached in CACHE_DIR.
+# Optional by design: TRAFFIC_DUPLICATOR_UVLOOP=off (false, 0, no) skips it, and whatever
+# fails (no wheel for this Python or CPU, a download error, a checksum mismatch, a wheel
+# that does not import) leaves the engines on asyncio, says so in one build line, and never
+# fails the build. The wheel is cached in CACHE_DIR.
 
 set -euo pipefail
 
@@ -38,6 +39,8 @@ print(sys.implementation.name, "%d%d%s" % (sys.version_info[0], sys.version_info
 
 # Set by the helpers when they fail: why the engines stay on asyncio.
 TD_UVLOOP_PROBLEM=""
+# Set by uvloop::choice: uvloop or asyncio.
+TD_UVLOOP_CHOICE=""
 
 # "PATH SHA256" of the pinned wheel for a "cpXY-CPU" key; fails when there is none.
 function uvloop::wheel_for() {
@@ -47,17 +50,22 @@ function uvloop::wheel_for() {
 }
 
 # Installs uvloop into the slug, or leaves the engines on asyncio; one line either way.
-# Never fails. Usage: uvloop::install BUILD_DIR CACHE_DIR ENV_DIR PYTHON
+# Fails the build only when TRAFFIC_DUPLICATOR_UVLOOP is not a switch (uvloop::choice):
+# nothing else about uvloop ever does.
+# Usage: uvloop::install BUILD_DIR CACHE_DIR ENV_DIR PYTHON
 function uvloop::install() {
 	local build_dir="${1}" cache_dir="${2}" env_dir="${3}" python="${4}"
 	local target="${build_dir}/.traffic-duplicator/lib/${TD_UVLOOP_DIRNAME}"
 	local switch how
 	rm -rf "${target}" "${target}.partial"
 	# A config var, or (self-hosted builders, tests) the build's own environment.
-	switch="$(utils::env_dir_var "${env_dir}" TRAFFIC_DUPLICATOR_UVLOOP | tr -d '[:space:]')"
-	switch="${switch:-${TRAFFIC_DUPLICATOR_UVLOOP:-}}"
-	if [[ "${switch}" == "0" ]]; then
-		output::info "Event loop: asyncio (TRAFFIC_DUPLICATOR_UVLOOP=0, uvloop not installed)"
+	switch="$(utils::env_dir_var "${env_dir}" TRAFFIC_DUPLICATOR_UVLOOP)"
+	if [[ -z "${switch//[[:space:]]/}" ]]; then
+		switch="${TRAFFIC_DUPLICATOR_UVLOOP:-}"
+	fi
+	uvloop::choice "${build_dir}" "${python}" "${switch}"
+	if [[ "${TD_UVLOOP_CHOICE}" == "asyncio" ]]; then
+		output::info "Event loop: asyncio (TRAFFIC_DUPLICATOR_UVLOOP=$(tr -d '[:space:]' <<<"${switch}"), uvloop not installed)"
 		return 0
 	fi
 	if how="$(uvloop::_install "${target}" "${cache_dir}" "${env_dir}" "${python}")"; then
@@ -67,6 +75,34 @@ function uvloop::install() {
 		output::info "Event loop: asyncio; uvloop ${TD_UVLOOP_VERSION} not installed: ${how}"
 	fi
 	return 0
+}
+
+# Sets TD_UVLOOP_CHOICE to the loop the engines will ask for with SWITCH as
+# TRAFFIC_DUPLICATOR_UVLOOP, "uvloop" or "asyncio", as the package in the slug decides it
+# (python -m traffic_duplicator.loops): the build reads the switch as the dyno does. A word
+# that is not a switch fails the build with the line the wrapper would print.
+# Usage: uvloop::choice BUILD_DIR PYTHON SWITCH
+function uvloop::choice() {
+	local build_dir="${1}" python="${2}" switch="${3}"
+	local choice status=0
+	choice="$(LD_LIBRARY_PATH="$(utils::python_lib_dir "${python}")${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}" \
+		PYTHONPATH="${build_dir}/.traffic-duplicator/lib" PYTHONDONTWRITEBYTECODE=1 PYTHONNOUSERSITE=1 \
+		TRAFFIC_DUPLICATOR_UVLOOP="${switch}" \
+		"${python}" -m traffic_duplicator.loops --build-choice 2>&1)" || status=$?
+	if [[ "${status}" == 0 ]]; then
+		TD_UVLOOP_CHOICE="${choice}"
+		return 0
+	fi
+	if [[ "${status}" == 2 ]]; then
+		output::error <<<"Error: the dyno would refuse to start: ${choice}"
+	else
+		# Not the user's mistake: what it printed, and where to report it.
+		output::error <<<"Error: reading TRAFFIC_DUPLICATOR_UVLOOP crashed (exit status ${status}):
+$(tail -n 15 <<<"${choice}")
+
+Retry the build; if it fails again, open an issue with this log: ${TD_DOCS_URL}"
+	fi
+	exit 1
 }
 
 # Prints how it went ("cp313 x86_64, downloaded"), or the problem and fails.

@@ -153,3 +153,57 @@ def test_no_em_proxy_no_ruby_check(hooks: Hooks) -> None:
     assert result.returncode == 0, result.output
     assert "Checking for Ruby" not in result.stdout
     assert result.stderr == ""
+
+
+REFUSE = " !     Error: the dyno would refuse to start: "
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "line"),
+    [
+        (
+            "TRAFFIC_DUPLICATOR_EPOLL",
+            "maybe",
+            "TRAFFIC_DUPLICATOR_EPOLL='maybe' is not understood; use 0, false, no or off to "
+            "relay on asyncio protocols (1, true, yes, on or unset keep the epoll core)",
+        ),
+        *(
+            (
+                "TRAFFIC_DUPLICATOR_PROXY_PROCESSES",
+                value,
+                f"TRAFFIC_DUPLICATOR_PROXY_PROCESSES='{value}' is not a number of processes; "
+                "use a whole number from 1 to 16 (unset: 1)",
+            )
+            for value in ("0", "abc", "1000")
+        ),
+        (
+            "TRAFFIC_DUPLICATOR_UVLOOP",
+            "maybe",
+            "TRAFFIC_DUPLICATOR_UVLOOP='maybe' is not understood; use false, 0, no or off to run "
+            "the engines on asyncio (true, 1, yes, on or unset use uvloop where it is installed)",
+        ),
+    ],
+)
+def test_a_bad_engine_var_fails_the_push_with_the_wrappers_line(
+    hooks: Hooks, name: str, value: str, line: str
+) -> None:
+    # `heroku config:set` with a typo would otherwise build fine and crash-loop the dyno.
+    app = hooks.app("node")
+    app.set_config(name, value)
+
+    result = hooks.compile(app, STACK)
+
+    assert result.returncode == 1, result.output
+    assert f"\n{REFUSE}{line}\n" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_the_built_in_proxy_vars_are_not_checked_when_em_proxy_runs(hooks: Hooks) -> None:
+    app = _rails(hooks)
+    app.set_config("TRAFFIC_DUPLICATOR_EPOLL", "maybe")
+    app.set_config("TRAFFIC_DUPLICATOR_PROXY_PROCESSES", "abc")
+
+    result = hooks.compile(app, STACK)
+
+    assert result.returncode == 0, result.output
+    assert 'engine="bundle exec em-proxy"' in result.stdout

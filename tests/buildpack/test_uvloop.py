@@ -256,3 +256,21 @@ def test_the_config_var_turns_the_download_off(hooks: Hooks, index: RuntimeServe
         stdout.splitlines()
     )
     assert not (app.build_dir / WHEEL_DIR).exists(), "a previous build's uvloop is removed"
+
+
+@pytest.mark.parametrize("word", ["off", "False", " no\n"])
+def test_every_off_word_of_the_run_time_turns_the_download_off(hooks: Hooks, word: str) -> None:
+    # No wheel needed: nothing may be fetched (this index does not even listen).
+    app = hooks.app("python")
+    app.set_config("TRAFFIC_DUPLICATOR_UVLOOP", word)
+    stdout = _compile(hooks, app, f"http://127.0.0.1:{free_port()}/packages")
+    said = f"TRAFFIC_DUPLICATOR_UVLOOP={word.strip()}, uvloop not installed"
+    line = f"       Event loop: asyncio ({said})"
+    assert line in stdout.splitlines(), stdout
+
+
+def test_an_on_word_asks_for_the_wheel(hooks: Hooks) -> None:
+    app = hooks.app("python")
+    app.set_config("TRAFFIC_DUPLICATOR_UVLOOP", "yes")
+    reason = _asyncio_reason(_compile(hooks, app, f"http://127.0.0.1:{free_port()}/packages"))
+    assert reason.startswith(("the download failed", "no wheel for")), reason

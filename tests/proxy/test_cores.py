@@ -37,7 +37,8 @@ from tests.proxy.servers import (
 from tests.support import ThreadedServer, engine_argv, free_port, python_env, wait_until
 from traffic_duplicator.logs import EventLog, RateLimitedLog
 from traffic_duplicator.proxy import relay
-from traffic_duplicator.proxy.cli import EPOLL_ENV, parse_args
+from traffic_duplicator.proxy.cli import parse_args
+from traffic_duplicator.proxy.config import EPOLL_ENV
 from traffic_duplicator.proxy.counters import RelayCounters
 from traffic_duplicator.proxy.pair import RelayContext
 from traffic_duplicator.proxy.relay import AdoptedSide, ClientSide

@@ -14,6 +14,7 @@ import pytest
 
 from tests.proxy.servers import AppServer, Client, Response, proxy
 from tests.support import RecordingServer, engine_argv, free_port, python_env, wait_until
+from traffic_duplicator.errors import UserError
 from traffic_duplicator.proxy.cli import parse_args
 from traffic_duplicator.proxy.workers import worker_argv
 
@@ -136,3 +137,14 @@ def test_a_worker_gets_the_same_settings() -> None:
     assert again.drain_timeout == 7.5 and again.verbose
     assert again.processes == 1
     assert argv[argv.index("--worker-fds") + 1] == "7,9"
+
+
+@pytest.mark.parametrize("value", ["0", "abc", "1000", "-1", "٣"])
+def test_a_bad_processes_var_is_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("TRAFFIC_DUPLICATOR_PROXY_PROCESSES", value)
+    with pytest.raises(UserError, match=r"PROXY_PROCESSES=.* use a whole number from 1 to 16"):
+        parse_args(["-l", "5000", "-r", "5001"])
+    with pytest.raises(UserError, match=r"--processes .* is not a number from 1 to 16"):
+        parse_args(["-l", "5000", "-r", "5001", "--processes", value])

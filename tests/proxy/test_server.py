@@ -14,7 +14,7 @@ import pytest
 from tests.proxy.servers import CORES, AppServer, Client, Response, proxy
 from tests.support import RecordingServer, engine_argv, free_port, python_env, wait_until
 from traffic_duplicator.addr import has_ipv6
-from traffic_duplicator.proxy.cli import EPOLL_ENV
+from traffic_duplicator.proxy.config import EPOLL_ENV
 
 EXIT_WAIT = 15.0
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from traffic_duplicator import __version__, configvars
+from traffic_duplicator import __version__
 from traffic_duplicator.addr import Address, parse_host_port
 from traffic_duplicator.compare.model import DEFAULT_BODY_LIMIT
 from traffic_duplicator.compare.settings import parse_body_limit
@@ -26,10 +26,14 @@ from traffic_duplicator.proxy.config import (
     DEFAULT_PROCESSES,
     DEFAULT_STATS_INTERVAL,
     MAX_PROCESSES,
+    PROCESSES_ENV,
     MirrorConfig,
     ProxyConfig,
     TargetKind,
     TargetSpec,
+    processes,
+    read_epoll,
+    read_processes,
 )
 
 PROG = "python -m traffic_duplicator.proxy"
@@ -37,8 +41,6 @@ GOR_SCHEME = "gor://"
 # A bare port in -r/-d means this host.
 DEFAULT_CONNECT_HOST = "127.0.0.1"
 MAX_MIRROR_CONNECTIONS = 64
-PROCESSES_ENV = "TRAFFIC_DUPLICATOR_PROXY_PROCESSES"
-EPOLL_ENV = "TRAFFIC_DUPLICATOR_EPOLL"
 
 
 class UsageError(UserError):
@@ -202,21 +204,12 @@ def _compare_body_limit(args: argparse.Namespace, targets: tuple[TargetSpec, ...
 
 def _processes(flag: str | None) -> int:
     """--processes, else $TRAFFIC_DUPLICATOR_PROXY_PROCESSES, else the default."""
-    text, origin = flag, "--processes"
-    if text is None:
-        text, origin = os.environ.get(PROCESSES_ENV, "").strip(), PROCESSES_ENV
-        if not text:
-            return DEFAULT_PROCESSES
-    if not text.strip().isdigit() or not 1 <= int(text) <= MAX_PROCESSES:
-        raise UsageError(f"{origin} {text!r} is not a number from 1 to {MAX_PROCESSES}")
-    return int(text)
-
-
-def _bad_epoll(raw: str) -> UsageError:
-    return UsageError(
-        f"{EPOLL_ENV}={raw!r} is not understood; use 0, false, no or off to relay on "
-        "asyncio protocols (1, true, yes, on or unset keep the epoll core)"
-    )
+    if flag is None:
+        return read_processes(os.environ)
+    value = processes(flag)
+    if value is None:
+        raise UsageError(f"--processes {flag!r} is not a number from 1 to {MAX_PROCESSES}")
+    return value
 
 
 def parse_args(argv: Sequence[str]) -> ProxyConfig:
@@ -242,7 +235,7 @@ def parse_args(argv: Sequence[str]) -> ProxyConfig:
     return ProxyConfig(
         processes=_processes(args.processes),
         # The epoll core (on, the default) or asyncio protocols (poller.py).
-        epoll=configvars.read_switch(os.environ, EPOLL_ENV, True, _bad_epoll),
+        epoll=read_epoll(os.environ),
         listen=listen,
         relay=relay,
         targets=targets,

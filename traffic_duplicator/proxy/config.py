@@ -1,12 +1,23 @@
-"""The proxy's configuration: small frozen records built once by `cli`, read everywhere else."""
+"""The proxy's configuration: small frozen records built once by `cli`, read everywhere else.
+
+Its two config vars are read here and nowhere else: the proxy's command line, the wrapper
+(before anything starts, when the built-in proxy is the one that will run) and the build's
+check (`wrapper.explain`) all call `read_environment`, so they accept and refuse the same
+values with the same line:
+- `TRAFFIC_DUPLICATOR_PROXY_PROCESSES`: a whole number from 1 to 16 (unset: 1).
+- `TRAFFIC_DUPLICATOR_EPOLL`: a switch (`configvars.switch`, unset: on).
+"""
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from traffic_duplicator import configvars
 from traffic_duplicator.addr import Address
 from traffic_duplicator.compare.model import DEFAULT_BODY_LIMIT
+from traffic_duplicator.errors import UserError
 
 DEFAULT_MIRROR_BUFFER = 1024 * 1024  # bytes buffered per target before whole requests drop
 DEFAULT_MIRROR_CONNECTIONS = 4  # persistent connections per target, shared by all clients
@@ -15,6 +26,60 @@ DEFAULT_STATS_INTERVAL = 60.0
 # One process: a dyno's CPUs are shared with the app and the replayer (bench/README.md).
 DEFAULT_PROCESSES = 1
 MAX_PROCESSES = 16
+PROCESSES_ENV = "TRAFFIC_DUPLICATOR_PROXY_PROCESSES"
+EPOLL_ENV = "TRAFFIC_DUPLICATOR_EPOLL"
+
+
+class ProxySettingsError(UserError):
+    """A proxy config var (or the flag that stands for it) has a value the proxy cannot use."""
+
+
+def processes(text: str) -> int | None:
+    """A process count from 1 to MAX_PROCESSES written in ASCII digits (blanks around it
+    ignored), else None. The one rule for `--processes` and PROXY_PROCESSES."""
+    word = text.strip()
+    if not (word.isascii() and word.isdigit()) or not 1 <= int(word) <= MAX_PROCESSES:
+        return None
+    return int(word)
+
+
+def read_processes(env: Mapping[str, str]) -> int:
+    """TRAFFIC_DUPLICATOR_PROXY_PROCESSES: DEFAULT_PROCESSES when unset or blank."""
+    raw = env.get(PROCESSES_ENV, "")
+    if not raw.strip():
+        return DEFAULT_PROCESSES
+    value = processes(raw)
+    if value is None:
+        raise ProxySettingsError(
+            f"{PROCESSES_ENV}={raw.strip()!r} is not a number of processes; use a whole number "
+            f"from 1 to {MAX_PROCESSES} (unset: {DEFAULT_PROCESSES})"
+        )
+    return value
+
+
+def _bad_epoll(raw: str) -> ProxySettingsError:
+    return ProxySettingsError(
+        f"{EPOLL_ENV}={raw!r} is not understood; use 0, false, no or off to relay on "
+        "asyncio protocols (1, true, yes, on or unset keep the epoll core)"
+    )
+
+
+def read_epoll(env: Mapping[str, str]) -> bool:
+    """TRAFFIC_DUPLICATOR_EPOLL: the epoll core (True, the default) or asyncio protocols."""
+    return configvars.read_switch(env, EPOLL_ENV, True, _bad_epoll)
+
+
+@dataclass(frozen=True)
+class ProxyEnvironment:
+    """The proxy's config vars, as the built-in proxy will read them."""
+
+    processes: int
+    epoll: bool
+
+
+def read_environment(env: Mapping[str, str]) -> ProxyEnvironment:
+    """Both config vars; raises ProxySettingsError (one line naming the var) for a bad one."""
+    return ProxyEnvironment(processes=read_processes(env), epoll=read_epoll(env))
 
 
 class TargetKind(enum.Enum):

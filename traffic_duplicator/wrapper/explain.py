@@ -49,6 +49,7 @@ from traffic_duplicator.wrapper.engines import (
     choose_engines,
     decision_events,
 )
+from traffic_duplicator.wrapper.proxysettings import builtin_proxy_settings
 from traffic_duplicator.wrapper.settings import HOME, ProxyMode, Settings, read_settings
 
 PROG = "python -m traffic_duplicator.wrapper.engines"
@@ -294,6 +295,7 @@ def explain(
         plan = choose_engines(engines, facts)
         if options is not None:
             compare_settings(plan, env, options)
+        builtin_proxy_settings(plan, env)
     except UserError as exc:
         output.error_line(f"Error: the dyno would refuse to start: {exc}")
         return None

@@ -35,6 +35,7 @@ from traffic_duplicator.wrapper.ports import (
     rewrite_command,
 )
 from traffic_duplicator.wrapper.process import ChildSpec
+from traffic_duplicator.wrapper.proxysettings import builtin_proxy_settings
 from traffic_duplicator.wrapper.restarts import proxy_policy, replayer_policy
 from traffic_duplicator.wrapper.runner import run
 from traffic_duplicator.wrapper.settings import Settings, read_settings
@@ -91,6 +92,7 @@ def launch(command: Sequence[str], env: Mapping[str, str], cwd: Path, log: Event
     options = load_options(settings.options_path)
     plan = engine_plan_at_boot(env, cwd, PACKAGE_DIR, options, log)
     compare = compare_settings(plan, env, options)
+    builtin_proxy_settings(plan, env)
     check_program(command[0], env)
     check_ports_free(ports)
 

@@ -61,6 +61,7 @@ class EngineSettings:
     gor_path: str | None = None
     home: Path | None = None
     compare: bool = False  # TRAFFIC_DUPLICATOR_COMPARE: both engines must be the built-in ones
+    uvloop: bool = True  # TRAFFIC_DUPLICATOR_UVLOOP: the engines' loop (loops.read_uvloop)
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,13 @@ def _optional(env: Mapping[str, str], name: str) -> str | None:
 
 
 def read_settings(env: Mapping[str, str]) -> Settings:
-    """Every TRAFFIC_DUPLICATOR_* setting, validated; PORT is read by `ports.plan_ports`."""
+    """Every TRAFFIC_DUPLICATOR_* setting, validated; PORT is read by `ports.plan_ports`.
+
+    The built-in proxy's own vars are checked once the engines are chosen
+    (`proxy.config.read_environment`): they matter only when that proxy runs."""
+    # Here, not at the top: `loops` imports asyncio, which the kill switch's path never needs.
+    from traffic_duplicator.loops import read_uvloop
+
     home = _optional(env, HOME)
     engines = EngineSettings(
         replayer=_choice(env, REPLAYER, ReplayerMode),
@@ -126,6 +133,7 @@ def read_settings(env: Mapping[str, str]) -> Settings:
         gor_path=_optional(env, GOR),
         home=Path(home) if home else None,
         compare=read_compare_enabled(env),
+        uvloop=read_uvloop(env),
     )
     supervision = SupervisionSettings(
         shutdown_timeout=_seconds(env, SHUTDOWN_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, 0.1),
