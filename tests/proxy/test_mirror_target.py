@@ -17,6 +17,7 @@ from traffic_duplicator.addr import Address
 from traffic_duplicator.gorproto import SEPARATOR, StreamSplitter, decode
 from traffic_duplicator.logs import EventLog, RateLimitedLog
 from traffic_duplicator.proxy.config import MirrorConfig, TargetKind, TargetSpec
+from traffic_duplicator.proxy.connection import LINGER_BYTES
 from traffic_duplicator.proxy.mirror import MirrorTarget
 
 REQUEST = b"GET /t HTTP/1.1\r\nHost: a\r\n\r\n"
@@ -257,6 +258,57 @@ def test_a_burst_larger_than_the_cap_in_one_iteration_is_not_dropped() -> None:
             await until(lambda: _frames(sink) == 101)
             assert (target.counters.mirrored, target.counters.dropped) == (101, 0)
             target.close()
+
+    run(scenario)
+
+
+def test_a_burst_in_one_iteration_to_a_stalled_target_stays_within_its_cap() -> None:
+    # uvloop reads a client socket up to 32 times per iteration, and every client before
+    # the iteration's callbacks: one iteration can bring many megabytes of copies.
+    async def scenario() -> None:
+        with RecordingServer(read=False) as stalled:
+            cap = 64 * 1024
+            target, _ = make_target(stalled.port, TargetKind.GOR, buffer_bytes=cap)
+            target.send(REQUEST, close=False)
+            await until(lambda: target.flushed)  # connected, nothing waiting
+            request = b"POST /b HTTP/1.1\r\nContent-Length: 20000\r\n\r\n" + b"b" * 20_000
+            for _ in range(2000):  # 40 MB without yielding: more than any kernel buffers
+                target.send(request, close=False)
+                assert target.buffered() <= cap + LINGER_BYTES + 2 * len(request)
+            counters = target.counters
+            assert counters.dropped > 0
+            # Copies written to a connection still being opened count once it is up.
+            await until(lambda: counters.mirrored + counters.dropped + counters.failed == 2001)
+            target.close()
+
+    run(scenario)
+
+
+def test_a_status_line_split_between_reads_still_answers_its_copy() -> None:
+    # A raw target's answers are counted by their "HTTP/1." marker, not parsed: one cut
+    # by a read boundary must still release its request from the cap.
+    async def scenario() -> None:
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.setblocking(False)
+        loop = asyncio.get_running_loop()
+        target, _ = make_target(listener.getsockname()[1], buffer_bytes=64 * 1024)
+        request = b"POST /p HTTP/1.1\r\nContent-Length: 20000\r\n\r\n" + b"p" * 20_000
+        target.send(request, close=False)
+        server, _ = await loop.sock_accept(listener)
+        for sent in range(1, 21):  # 400 kB in all, six times the cap, one at a time
+            received = b""
+            while len(received) < len(request):
+                received += await loop.sock_recv(server, 65536)
+            await loop.sock_sendall(server, b"HTT")
+            await asyncio.sleep(0.01)  # the first piece is read on its own
+            await loop.sock_sendall(server, b"P/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            await until(lambda: target.behind() == 0)
+            if sent < 20:
+                target.send(request, close=False)
+        assert (target.counters.mirrored, target.counters.dropped) == (20, 0)
+        target.close()
+        server.close()
+        listener.close()
 
     run(scenario)
 

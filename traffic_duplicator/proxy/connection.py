@@ -15,6 +15,10 @@ CONNECT_TIMEOUT = 3.0
 RETIRE_LINGER = 30.0
 # Corked bytes beyond this go at the iteration's end, not after a gor:// target's linger.
 LINGER_BYTES = 64 * 1024
+# What starts each answer of a raw-HTTP target (RFC 9112 section 4: the status line), and
+# how many bytes of a read are kept to find one split between two reads.
+_MARKER = b"HTTP/1."
+_CARRY = len(_MARKER) - 1
 
 
 class Cancellable(Protocol):
@@ -35,6 +39,7 @@ class MirrorConnection(asyncio.Protocol):
     """One connection to a target; it discards whatever the target answers."""
 
     __slots__ = (
+        "answer_tail",
         "answered",
         "attempt",
         "chunks",
@@ -73,6 +78,7 @@ class MirrorConnection(asyncio.Protocol):
         self.attempt: Cancellable | None = None
         self.since = 0.0  # loop time it started connecting, or was retired
         self.answered = 0  # raw HTTP: responses seen (status lines counted, not parsed)
+        self.answer_tail = b""  # raw HTTP: the last read's end, for a marker split in two
         # Raw HTTP: what each request not answered yet weighs in the target's
         # `unanswered` (see MirrorTarget.answered), oldest first.
         self.weights: deque[int] = deque()
@@ -131,8 +137,14 @@ class MirrorConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         # Responses are read only so that the target never blocks on them, and counted
-        # roughly (a body could hold "HTTP/1."; it only makes the count generous).
-        seen = data.count(b"HTTP/1.")
+        # roughly (a body could hold "HTTP/1."; it only makes the count generous). A marker
+        # cut by a read boundary is found in the last read's end joined to this one's
+        # start: shorter than the marker each, so no marker is counted twice.
+        seen = data.count(_MARKER)
+        before = self.answer_tail
+        if before:
+            seen += (before + data[:_CARRY]).count(_MARKER)
+        self.answer_tail = data[-_CARRY:] if len(data) >= _CARRY else (before + data)[-_CARRY:]
         if seen:
             self.answered += seen
             self.target.answered(self, seen)

@@ -15,8 +15,9 @@ are not held longer than an iteration, since more of them in one send would be
 pipelined on one connection to a server that may handle pipelining poorly.
 
 Bounded memory: the bytes a target is behind by are capped; corked bytes are not
-counted, they are handed over within the iteration or the linger (at once past
-connection.LINGER_BYTES). Behind means not yet known to have arrived: waiting for a
+counted, they are handed over within the iteration or the linger, and past
+connection.LINGER_BYTES before the next request is taken (`_spill`), so that the cap
+counts them in the transports. Behind means not yet known to have arrived: waiting for a
 connection to be established, in a transport's buffer, or, for a raw-HTTP target, handed
 over but not answered yet. Every raw request gets a response, so the copies a target
 that stops reading leaves in the kernel's socket buffers (about 1 MB per connection,
@@ -40,7 +41,12 @@ from typing import TYPE_CHECKING, TypedDict
 
 from traffic_duplicator.logs import EventLog, LogValue, RateLimitedLog
 from traffic_duplicator.proxy.config import MirrorConfig, TargetKind, TargetSpec
-from traffic_duplicator.proxy.connection import Cancellable, Finish, MirrorConnection
+from traffic_duplicator.proxy.connection import (
+    LINGER_BYTES,
+    Cancellable,
+    Finish,
+    MirrorConnection,
+)
 from traffic_duplicator.proxy.counters import TargetCounters
 from traffic_duplicator.proxy.dialer import Clock, Dial, TcpDialer
 from traffic_duplicator.proxy.framing import Framing, GorFraming, RawHttp
@@ -126,6 +132,8 @@ class MirrorTarget:
 
     def send(self, data: bytes, close: bool) -> None:
         """Mirror one whole request (all its bytes are here)."""
+        if self.unsent - self.waiting > LINGER_BYTES:
+            self._spill()
         if self.waiting + self.unanswered >= self._cap or (
             self.backlogged and self.behind() >= self._cap
         ):
@@ -150,6 +158,8 @@ class MirrorTarget:
 
     def begin(self, data: bytes, close: bool) -> MirrorConnection | None:
         """Start mirroring a request whose end has not arrived; None if it is not mirrored."""
+        if self.unsent - self.waiting > LINGER_BYTES:
+            self._spill()
         if self.behind() >= self._cap:
             self._drop("behind")
             return None
@@ -207,6 +217,8 @@ class MirrorTarget:
             conn.queued += 1
 
     def _check_stream(self, conn: MirrorConnection) -> None:
+        if self.unsent - self.waiting > LINGER_BYTES:
+            self._spill()
         if self.behind() > self._cap:
             self._reset(conn, "behind")
 
@@ -261,6 +273,20 @@ class MirrorTarget:
             timer.cancel()
             self._flush_timer = None
             self._loop().call_soon(self._flush)
+
+    def _spill(self) -> None:
+        """More than LINGER_BYTES are corked for connections that are up: hand them to the
+        transports now, where `behind` counts what the target does not take.
+
+        Flushing at the iteration's end (`hurry`) is not a bound by itself: libuv (uvloop)
+        reads a ready socket up to 32 times in one iteration, and every client's reads come
+        before the iteration's callbacks, so a target that stopped reading once let
+        hundreds of megabytes pile up corked, uncounted.
+        """
+        timer = self._flush_timer
+        if timer is not None:
+            timer.cancel()
+        self._flush()
 
     def _flush(self) -> None:
         self._flush_scheduled = False
