@@ -213,12 +213,16 @@ class RequestFramer:
             self._check_partial()
             return len(data)
         if base > 0:
-            start = len(joined) - len(joined.lstrip(b"\r\n"))
+            # Blank lines before the request: CRLFs only, as when the head comes in one read;
+            # a CR or LF alone there stays in the head and is refused (RFC 9112 section 2.2).
+            start = 0
+            while joined.startswith(b"\r\n", start):
+                start += 2
             raw = bytes(joined[start : end + 4])
             consumed = end + 4 - base
             self._buffer = bytearray()
             self._checked = 0
-            if not raw.strip(b"\r\n"):
+            if not raw:
                 return pos + consumed
         else:
             raw = data[pos : end + 4]
