@@ -41,13 +41,39 @@ DEFAULT_MAX_HEAD = 64 * 1024
 # since a server that accepts bare LF may answer before a CRLF CRLF ever comes.
 _BARE_CR_OR_LF = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 
+
+def bare_line_end(data: bytes | bytearray, start: int, stop: int) -> str | None:
+    """Why the first CR or LF of `data[start:stop]` outside a CRLF is refused, or None.
+
+    The reason is "bare_cr" or "bare_lf" (RFC 9112 section 2.2). The byte before `start`
+    may pair with an LF at `start`; nothing after `stop` is read, so a CR at `stop - 1`
+    counts as bare: a caller keeps a CR whose LF may still arrive out of the range.
+    """
+    # Nothing after the last CR or LF can be bare; memrchr finds it at once in a long value.
+    stop = max(data.rfind(b"\r", start, stop), data.rfind(b"\n", start, stop)) + 1
+    if stop <= start:
+        return None
+    # Counts run in C at a byte a nanosecond or less, ten times faster than the regex, which
+    # tries both of its branches at every byte. When every CR and every LF of the range
+    # belongs to a CRLF inside it, nothing is bare.
+    crs = data.count(b"\r", start, stop)
+    if crs == data.count(b"\n", start, stop) == data.count(b"\r\n", start, stop):
+        return None
+    # Something stands alone within the range: the regex, which sees the byte before it,
+    # names the first. In the framer that is a refusal, so this runs once per connection.
+    bare = _BARE_CR_OR_LF.search(data, start, stop)
+    if bare is None:
+        return None
+    return "bare_lf" if bare.group() == b"\n" else "bare_cr"
+
+
 _AWAIT_HEAD: Final = 0  # RequestFramer._AWAIT_HEAD, as a module constant for the fast path
 
 
 class RequestFramer:
     """Splits one connection's client bytes into requests; see the module docstring."""
 
-    __slots__ = ("_buffer", "_max_head", "_scanner", "_state", "head", "requests")
+    __slots__ = ("_buffer", "_checked", "_max_head", "_scanner", "_state", "head", "requests")
 
     # _CLOSED: after a request that closes the connection (Connection: close, or HTTP/1.0
     # without keep-alive). The server processes nothing after it (RFC 9112 section 9.6).
@@ -56,7 +82,10 @@ class RequestFramer:
     def __init__(self, max_head: int = DEFAULT_MAX_HEAD) -> None:
         self._max_head = max_head
         self._state = self._AWAIT_HEAD
-        self._buffer = b""
+        # A head split across reads, grown in place; bytes before `_checked` have passed
+        # `_check_partial`, so each byte of a head is checked once however it arrives.
+        self._buffer = bytearray()
+        self._checked = 0
         self._scanner: LengthScanner | ChunkedScanner | None = None
         self.head: RequestHead | None = None  # the request being framed, if any
         self.requests = 0  # complete requests framed so far
@@ -84,7 +113,8 @@ class RequestFramer:
     def give_up(self, reason: str, detail: str = "") -> tuple[int, str, str]:
         """Stop framing for good (e.g. after a 101 response); `reason` is a key of REASONS."""
         self._state = self._OPAQUE
-        self._buffer = b""
+        self._buffer = bytearray()
+        self._checked = 0
         self.head = None
         return (OPAQUE, reason, detail or REASONS[reason])
 
@@ -156,10 +186,13 @@ class RequestFramer:
         return len(data)
 
     def _feed_head(self, data: bytes, pos: int, events: list[Event]) -> int:
+        joined: bytes | bytearray
         if self._buffer:
-            # A head split across reads: the rare path, so a copy is fine.
-            joined = self._buffer + data[pos:]
-            base = len(self._buffer)
+            # A head split across reads: appended in place, since copying the whole buffer
+            # at every read would make a head arriving in small reads cost quadratic time.
+            joined = self._buffer
+            base = len(joined)
+            joined += memoryview(data)[pos:]
         else:
             # Tolerate blank lines between requests (RFC 9112 section 2.2).
             while data.startswith(b"\r\n", pos):
@@ -167,7 +200,7 @@ class RequestFramer:
             if pos >= len(data):
                 return pos
             if data[pos] == 13 and pos == len(data) - 1:  # a lone CR: maybe a blank line
-                self._buffer = b"\r"
+                self._buffer = bytearray(b"\r")
                 return len(data)
             joined = data
             base = -pos
@@ -175,15 +208,21 @@ class RequestFramer:
         new = max(base - 3, 0) if base > 0 else pos
         end = joined.find(b"\r\n\r\n", new)
         if end < 0:
-            self._buffer = joined if base > 0 else data[pos:]
-            self._check_partial(new - (0 if base > 0 else pos))
+            if base <= 0:
+                self._buffer = bytearray(memoryview(data)[pos:])
+            self._check_partial()
             return len(data)
         if base > 0:
-            start = len(joined) - len(joined.lstrip(b"\r\n"))
-            raw = joined[start : end + 4]
+            # Blank lines before the request: CRLFs only, as when the head comes in one read;
+            # a CR or LF alone there stays in the head and is refused (RFC 9112 section 2.2).
+            start = 0
+            while joined.startswith(b"\r\n", start):
+                start += 2
+            raw = bytes(joined[start : end + 4])
             consumed = end + 4 - base
-            self._buffer = b""
-            if not raw.strip(b"\r\n"):
+            self._buffer = bytearray()
+            self._checked = 0
+            if not raw:
                 return pos + consumed
         else:
             raw = data[pos : end + 4]
@@ -192,15 +231,22 @@ class RequestFramer:
             raise FramingError("head_too_large")
         return self._start_body(parse_head(raw), raw, events, pos + consumed)
 
-    def _check_partial(self, new: int) -> None:
-        """A head still arriving (in `_buffer`, new bytes from `new`): fail early if it must."""
+    def _check_partial(self) -> None:
+        """A head still arriving (in `_buffer`): fail early if it must.
+
+        Only the bytes from `_checked` on are read, so a head costs time linear in its size
+        however many reads bring it.
+        """
         partial = self._buffer
-        if len(partial) > self._max_head:
+        size = len(partial)
+        if size > self._max_head:
             raise FramingError("head_too_large")
-        # A trailing CR may yet be followed by its LF.
-        bare = _BARE_CR_OR_LF.search(partial, new, len(partial) - partial.endswith(b"\r"))
-        if bare is not None:
-            raise FramingError("bare_lf" if bare.group() == b"\n" else "bare_cr")
+        # A trailing CR may yet be followed by its LF: it is checked with the next bytes.
+        stop = size - partial.endswith(b"\r")
+        reason = bare_line_end(partial, self._checked, stop)
+        if reason is not None:
+            raise FramingError(reason)
+        self._checked = stop
 
     def _start_body(self, head: RequestHead, raw: bytes, events: list[Event], pos: int) -> int:
         """Emit HEAD and enter the state its body needs; return `pos`, just past the head."""
