@@ -18,7 +18,6 @@ import socket
 import struct
 import subprocess
 import threading
-import time
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +27,14 @@ import pytest
 
 from tests.proxy.servers import (
     CORES,
+    TOO_LARGE,
     AppServer,
     Client,
+    RefusesUploads,
     Sink,
     pattern_bytes,
     proxy,
+    upload_forever,
 )
 from tests.support import ThreadedServer, engine_argv, free_port, python_env, wait_until
 from traffic_duplicator.logs import EventLog, RateLimitedLog
@@ -612,32 +614,6 @@ def test_a_default_socket_timeout_does_not_make_the_relay_wait(tmp_path: Path) -
         asyncio.run(scenario())
     finally:
         socket.setdefaulttimeout(None)
-
-
-TOO_LARGE = b"HTTP/1.1 413 Content Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-
-
-class RefusesUploads(ThreadedServer):
-    """An app that answers 413 after the head, while the body still comes, and sends its
-    FIN with it (a lingering close: it reads on, so the proxy's writes do not fail)."""
-
-    def handle(self, conn: socket.socket) -> None:
-        conn.recv(1000)
-        time.sleep(0.3)  # the upload fills the socket buffers and the proxy's meanwhile
-        conn.send(TOO_LARGE, socket.MSG_MORE)
-        conn.shutdown(socket.SHUT_WR)
-        with contextlib.suppress(OSError):
-            while conn.recv(65536):
-                pass
-
-
-def upload_forever(sock: socket.socket) -> None:
-    """Send a body much larger than every buffer on the way, until the socket fails."""
-    chunk = b"x" * (1 << 20)
-    with contextlib.suppress(OSError):
-        sock.sendall(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000000\r\n\r\n")
-        for _ in range(1000):
-            sock.sendall(chunk)
 
 
 @pytest.mark.parametrize("core", CORES)
