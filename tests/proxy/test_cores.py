@@ -620,8 +620,8 @@ def test_a_default_socket_timeout_does_not_make_the_relay_wait(tmp_path: Path) -
 def test_an_answer_before_the_end_of_an_upload_reaches_the_client(
     tmp_path: Path, core: str
 ) -> None:
-    # The proxy closes the client while the client's bytes are still unread, so the close
-    # resets the connection: what the app answered must have left before.
+    # What the app answered must reach the client before any close: the proxy lingers
+    # (test_linger.py) rather than close the client while its bytes are still unread.
     with RefusesUploads() as app, proxy(tmp_path, app.port, core=core) as front:
         for _ in range(2):
             with socket.create_connection(("127.0.0.1", front.port), timeout=10) as client:

@@ -10,6 +10,7 @@ upload until the client's EOF or the lingering bound (pair.LINGERING_TIMEOUT).
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import threading
 from pathlib import Path
@@ -78,6 +79,32 @@ def test_the_lingering_ends_at_its_bound_when_the_client_never_stops_sending(
             assert isinstance(failures[0], OSError)
             wait_until(lambda: len(app.ended) == 1, timeout=20)
         finally:
-            with contextlib.suppress(OSError):
-                client.shutdown(socket.SHUT_RDWR)  # the uploader stops, if it did not
-            uploader.join(10)
+            stop(client, uploader)
+
+
+def stop(client: socket.socket, uploader: threading.Thread) -> None:
+    with contextlib.suppress(OSError):
+        client.shutdown(socket.SHUT_RDWR)  # the uploader stops, if it did not
+    uploader.join(10)
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_the_drain_timeout_cuts_a_lingering_pair(tmp_path: Path, core: str) -> None:
+    with (
+        RefusesUploads() as app,
+        proxy(tmp_path, app.port, args=("--drain-timeout", "0.5"), core=core) as front,
+        socket.create_connection(("127.0.0.1", front.port), timeout=20) as client,
+    ):
+        uploader = threading.Thread(
+            target=upload_forever, args=(client,), kwargs={"chunks": 1 << 20}, daemon=True
+        )
+        uploader.start()
+        try:
+            assert read_to_end(client) == (TOO_LARGE, "eof")
+            # Lingering now: a drain waits for it as for a request in flight, and its
+            # timeout (well before LINGERING_TIMEOUT) cuts it.
+            front.proc.send_signal(signal.SIGTERM)
+            assert front.proc.wait(20) == 0
+        finally:
+            stop(client, uploader)
+    assert front.log().splitlines()[-1] == "at=exit status=0 cut=1"
