@@ -350,3 +350,46 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# ---- an app that answers an upload early ----------------------------------------------
+
+TOO_LARGE = b"HTTP/1.1 413 Content Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+
+
+class RefusesUploads(ThreadedServer):
+    """An app that answers 413 after the head, while the body still comes, and sends its
+    FIN with it; then it reads on until the proxy closes (a lingering close, as nginx's
+    `lingering_close`): the proxy's writes do not fail. `ended` counts the requests'
+    connections the proxy closed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ended: list[None] = []  # appended from the connections' threads
+
+    def handle(self, conn: socket.socket) -> None:
+        if not conn.recv(1000):
+            return  # a connection without a request (the proxy's readiness probe)
+        time.sleep(0.3)  # the upload fills the socket buffers and the proxy's meanwhile
+        conn.send(TOO_LARGE, socket.MSG_MORE)
+        conn.shutdown(socket.SHUT_WR)
+        with contextlib.suppress(OSError):
+            while conn.recv(65536):
+                pass
+        self.ended.append(None)
+
+
+UPLOAD_HEAD = b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000000\r\n\r\n"
+
+
+def upload_forever(sock: socket.socket, chunks: int = 1000) -> OSError | None:
+    """Send a body much larger than every buffer on the way (`chunks` MiB, of a 1 GB
+    Content-Length), until the socket fails: the failure, or None if all was sent."""
+    chunk = b"x" * (1 << 20)
+    try:
+        sock.sendall(UPLOAD_HEAD)
+        for _ in range(chunks):
+            sock.sendall(chunk)
+    except OSError as exc:
+        return exc
+    return None

@@ -18,7 +18,6 @@ import socket
 import struct
 import subprocess
 import threading
-import time
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +27,14 @@ import pytest
 
 from tests.proxy.servers import (
     CORES,
+    TOO_LARGE,
     AppServer,
     Client,
+    RefusesUploads,
     Sink,
     pattern_bytes,
     proxy,
+    upload_forever,
 )
 from tests.support import ThreadedServer, engine_argv, free_port, python_env, wait_until
 from traffic_duplicator.logs import EventLog, RateLimitedLog
@@ -614,38 +616,12 @@ def test_a_default_socket_timeout_does_not_make_the_relay_wait(tmp_path: Path) -
         socket.setdefaulttimeout(None)
 
 
-TOO_LARGE = b"HTTP/1.1 413 Content Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-
-
-class RefusesUploads(ThreadedServer):
-    """An app that answers 413 after the head, while the body still comes, and sends its
-    FIN with it (a lingering close: it reads on, so the proxy's writes do not fail)."""
-
-    def handle(self, conn: socket.socket) -> None:
-        conn.recv(1000)
-        time.sleep(0.3)  # the upload fills the socket buffers and the proxy's meanwhile
-        conn.send(TOO_LARGE, socket.MSG_MORE)
-        conn.shutdown(socket.SHUT_WR)
-        with contextlib.suppress(OSError):
-            while conn.recv(65536):
-                pass
-
-
-def upload_forever(sock: socket.socket) -> None:
-    """Send a body much larger than every buffer on the way, until the socket fails."""
-    chunk = b"x" * (1 << 20)
-    with contextlib.suppress(OSError):
-        sock.sendall(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000000\r\n\r\n")
-        for _ in range(1000):
-            sock.sendall(chunk)
-
-
 @pytest.mark.parametrize("core", CORES)
 def test_an_answer_before_the_end_of_an_upload_reaches_the_client(
     tmp_path: Path, core: str
 ) -> None:
-    # The proxy closes the client while the client's bytes are still unread, so the close
-    # resets the connection: what the app answered must have left before.
+    # What the app answered must reach the client before any close: the proxy lingers
+    # (test_linger.py) rather than close the client while its bytes are still unread.
     with RefusesUploads() as app, proxy(tmp_path, app.port, core=core) as front:
         for _ in range(2):
             with socket.create_connection(("127.0.0.1", front.port), timeout=10) as client:

@@ -5,8 +5,16 @@ Two cores move the bytes: `epoll` (raw non-blocking sockets, `rawpair` and `poll
 state and every decision that does not depend on how bytes move: what the tap and the
 tracker see, when the pair is idle, what a drain, a client EOF or an app EOF does, when a
 refused app connection is retried, and the counters and verbose events. A core supplies
-three moves: `close` (flush, then close both sides), `abort` (close both now) and
-`_eof_to_app` (half-close towards the app), and calls the rest as bytes and ends arrive.
+four moves: `close` (flush, then close both sides), `abort` (close both now),
+`_eof_to_app` and `_eof_to_client` (half-close towards one side, after what is pending to
+it), and calls the rest as bytes and ends arrive.
+
+An app EOF closes both sides at once, except in the middle of a request: an app that
+answers an upload early (`413` after the head) and half-closes keeps reading the body (a
+lingering close), and closing the client while its upload is still unread in the proxy's
+socket would make the kernel reset the connection, discarding the answer before the
+client reads it (RFC 9112 9.6). So the pair lingers: the client is half-closed too and
+its upload still relayed to the app until its EOF, a failure, or LINGERING_TIMEOUT.
 """
 
 from __future__ import annotations
@@ -29,6 +37,10 @@ APP_CONNECT_RETRY_DELAY = 0.1
 # During a drain, a connection opened just before the signal gets this long to send a
 # request before it counts as idle.
 DRAIN_IDLE_GRACE = 1.0
+# How long a pair lingers after the app half-closed in the middle of a request (module
+# docstring) before both sides close: nginx's `lingering_timeout` default (5 s,
+# ngx_http_core_module), here a bound on the whole lingering.
+LINGERING_TIMEOUT = 5.0
 
 
 @dataclass
@@ -71,7 +83,17 @@ class RelayContext:
 class Pair:
     """One client connection and its app connection: the state both cores share."""
 
-    __slots__ = ("app_ready", "closed", "context", "draining", "eof", "framer", "tap", "tracker")
+    __slots__ = (
+        "app_ready",
+        "closed",
+        "context",
+        "draining",
+        "eof",
+        "framer",
+        "lingering",
+        "tap",
+        "tracker",
+    )
 
     def __init__(self, context: RelayContext) -> None:
         self.context = context
@@ -89,6 +111,8 @@ class Pair:
         self.closed = False  # the client connection is gone
         self.eof = False  # the client half-closed
         self.draining = False
+        # Set while the pair lingers (LINGERING_TIMEOUT): the timer that ends it.
+        self.lingering: asyncio.TimerHandle | None = None
 
     # ---- the moves each core makes its own way ----------------------------------------
 
@@ -102,6 +126,10 @@ class Pair:
 
     def _eof_to_app(self) -> None:
         """Half-close towards the app (after what is pending to it)."""
+        raise NotImplementedError
+
+    def _eof_to_client(self) -> None:
+        """Half-close towards the client (after what is pending to it)."""
         raise NotImplementedError
 
     def _take_over(self, other: Pair) -> None:
@@ -129,6 +157,8 @@ class Pair:
     def _lost(self, exc: BaseException | None) -> None:
         """The client connection is gone: counters, the tap, the verbose event."""
         self.closed = True
+        if self.lingering is not None:
+            self.lingering.cancel()
         context = self.context
         context.closed(self)
         if self.tap is not None:
@@ -213,16 +243,36 @@ class Pair:
         self.eof = True
         if self.tap is not None and self.framer.in_request:
             self.tap.abandon()
+        if self.lingering is not None:
+            self.close()  # the client's last bytes were read: no reset
+            return
         if self.app_ready:
             self._eof_to_app()
         if self.idle():
             self.close()  # nothing more can be asked, and everything was answered
 
-    def _app_eof(self) -> None:
-        """The app closed its side: a body read until the close is complete (RFC 9112 6.3)."""
+    def _app_eof(self) -> bool:
+        """The app closed its side: a body read until the close is complete (RFC 9112 6.3).
+
+        True when the pair lingers (module docstring): the client is half-closed and
+        still read. False when the core closes both sides now, as on every app EOF
+        outside a request; it adds no system call to that path.
+        """
+        if self.lingering is not None:
+            return True  # the same EOF seen again (the epoll core reads it once more)
         tracker = self.tracker
         if tracker is not None:
             tracker.app_eof()
+        if not self.framer.in_request or self.eof or self.closed:
+            return False
+        self.lingering = self.context.loop.call_later(LINGERING_TIMEOUT, self._lingered)
+        self._eof_to_client()
+        return True
+
+    def _lingered(self) -> None:
+        """LINGERING_TIMEOUT has passed and the client still sends: close both now."""
+        if not self.closed:
+            self.abort()
 
     # ---- idle, drain and close ------------------------------------------------------
 
@@ -233,6 +283,7 @@ class Pair:
         if (
             tracker is None
             or not self.app_ready
+            or self.lingering is not None
             or framer.opaque
             or framer.in_request
             or framer.awaiting_upgrade

@@ -28,8 +28,10 @@ a slow app slows the client, and the kernel's socket buffers hold the rest.
 The client is not read before the app connection is up (it is registered then), so no
 early bytes are kept. Half-close as in the protocols core: a client EOF becomes
 `shutdown(SHUT_WR)` to the app once what is pending to it is sent; an app EOF flushes
-what is pending to the client, then closes both. A side that fails (a reset) is closed
-at once; the other gets what is pending to it first.
+what is pending to the client, then closes both, except in the middle of a request
+(`Pair._app_eof`): then the client gets `shutdown(SHUT_WR)` once what is pending to it is
+sent, the app is not read again, and the client's bytes still go to the app. A side that
+fails (a reset) is closed at once; the other gets what is pending to it first.
 """
 
 from __future__ import annotations
@@ -315,11 +317,13 @@ class RawPair(Pair):
             if self.app_closing:
                 self._close_app(now=True)
             elif self.eof:
-                self._shutdown_app()
+                self._shutdown(self.app)
             elif not self.ending:
                 self._read(from_client=True, to_end=END)  # no new edge will say so
         elif self.client_closing:
             self._close_client(now=True)
+        elif self.lingering is not None:
+            self._shutdown(self.client)
         elif not self.ending:
             self._read(from_client=False, to_end=END)
 
@@ -329,19 +333,22 @@ class RawPair(Pair):
         """A side sent its EOF."""
         if client_side:
             self._client_eof()
-        else:
-            self._app_eof()
+        elif not self._app_eof():  # else the pair lingers
             self.close()  # flush to the client, then close it
 
     def _eof_to_app(self) -> None:
         if self.to_app is None:
-            self._shutdown_app()  # else once what is pending is sent (_flushed)
+            self._shutdown(self.app)  # else once what is pending is sent (_flushed)
 
-    def _shutdown_app(self) -> None:
-        app = self.app
-        if app is not None:
+    def _eof_to_client(self) -> None:
+        if self.to_client is None:
+            self._shutdown(self.client)  # else once what is pending is sent (_flushed)
+
+    @staticmethod
+    def _shutdown(sock: socket.SocketType | None) -> None:
+        if sock is not None:
             try:
-                app.shutdown(socket.SHUT_WR)
+                sock.shutdown(socket.SHUT_WR)
             except OSError:
                 pass  # it is gone: its own event says so
 

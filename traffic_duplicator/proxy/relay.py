@@ -11,7 +11,9 @@ client slows reading from the app and a slow app slows reading from the client.
 Client bytes go to the app first; the tap (mirroring) sees them afterwards.
 
 Half-close: a client EOF becomes an EOF to the app while the response keeps flowing; an
-app EOF or close flushes what is pending to the client, then closes it.
+app EOF or close flushes what is pending to the client, then closes it, except an app EOF
+in the middle of a request (`Pair._app_eof`): then the client gets an EOF after what is
+pending, and its bytes still go to the app.
 
 Small writes are never held back by Nagle's algorithm: uvloop sets TCP_NODELAY on every
 TCP transport; asyncio sets it on the app's socket, and the client's inherits it from the
@@ -90,9 +92,10 @@ class ClientSide(Pair, asyncio.Protocol):
         return True  # keep the transport open: the response is still coming
 
     def _eof_to_app(self) -> None:
-        app = self.app_transport
-        if app is not None and not app.is_closing() and app.can_write_eof():
-            app.write_eof()
+        write_eof(self.app_transport)
+
+    def _eof_to_client(self) -> None:
+        write_eof(self.transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         # Break the ClientSide <-> AppSide cycle, so that reference counting frees the
@@ -281,7 +284,8 @@ class AppSide(asyncio.Protocol):
             self.client.responses_progressed()
 
     def eof_received(self) -> bool:
-        self.client._app_eof()
+        if self.client._app_eof():
+            return True  # lingering: the transport stays open, the app still reads
         self.client.app_closed()
         return False
 
@@ -297,3 +301,9 @@ class AppSide(asyncio.Protocol):
         client = self.client_transport
         if client is not None and not client.is_closing():
             client.resume_reading()
+
+
+def write_eof(transport: asyncio.Transport | None) -> None:
+    """Half-close `transport` after what is pending to it, if it is still open."""
+    if transport is not None and not transport.is_closing() and transport.can_write_eof():
+        transport.write_eof()
